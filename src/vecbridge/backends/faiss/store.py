@@ -1,0 +1,211 @@
+"""The record store beside a FAISS index: SQLite holds ids, vectors, metadata, documents.
+
+SQLite is the source of truth.  The FAISS index is derived from it and saved under
+the generation number of the transaction it reflects (``index-<gen>.faiss``): a
+process killed at any moment leaves either a matching index or none, and a missing
+or stale index is rebuilt from SQLite when the collection is opened.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ...filters import Node
+from ...types import Record
+from .sqlfilter import compile_filter, meta_rows
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    rid INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    vector BLOB NOT NULL,
+    metadata TEXT NOT NULL,
+    document TEXT
+);
+CREATE TABLE IF NOT EXISTS meta (rid INTEGER NOT NULL, key TEXT NOT NULL, is_list INTEGER NOT NULL,
+                                 kind INTEGER NOT NULL, num, txt TEXT);
+CREATE INDEX IF NOT EXISTS meta_rid ON meta (rid);
+CREATE INDEX IF NOT EXISTS meta_key_num ON meta (key, num);
+CREATE INDEX IF NOT EXISTS meta_key_txt ON meta (key, txt);
+"""
+
+CHUNK = 30000  # below SQLite's limit of 32766 bound parameters
+
+
+def _chunks(seq: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(seq), size):
+        yield seq[i:i + size]
+
+
+class Store:
+    """SQLite tables of one collection; every method runs under the collection's lock."""
+
+    def __init__(self, path: str, dimension: int | None = None):
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        if path != ":memory:":
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.executescript(SCHEMA)
+        self.lock = threading.RLock()
+        self.dimension = dimension
+
+    # -- info --------------------------------------------------------------------
+    def get_info(self) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self.conn.execute("SELECT key, value FROM info")}
+
+    def set_info(self, **values: Any) -> None:
+        self.conn.executemany("INSERT OR REPLACE INTO info (key, value) VALUES (?, ?)",
+                              [(k, json.dumps(v)) for k, v in values.items()])
+
+    @property
+    def generation(self) -> int:
+        row = self.conn.execute("SELECT value FROM info WHERE key = 'generation'").fetchone()
+        return int(json.loads(row[0])) if row else 0
+
+    def _bump(self) -> int:
+        gen = self.generation + 1
+        self.set_info(generation=gen)
+        return gen
+
+    # -- writes ------------------------------------------------------------------
+    def begin(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> int:
+        gen = self._bump()
+        self.conn.execute("COMMIT")
+        return gen
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def existing(self, ids: Sequence[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for chunk in _chunks(ids):
+            q = f"SELECT id, rid FROM records WHERE id IN ({','.join('?' * len(chunk))})"
+            out.update(self.conn.execute(q, list(chunk)))
+        return out
+
+    def delete_rids(self, rids: Sequence[int]) -> None:
+        for chunk in _chunks(rids):
+            marks = ",".join("?" * len(chunk))
+            self.conn.execute(f"DELETE FROM records WHERE rid IN ({marks})", list(chunk))
+            self.conn.execute(f"DELETE FROM meta WHERE rid IN ({marks})", list(chunk))
+
+    def insert(self, ids: list[str], vectors: np.ndarray, metadatas: list[dict[str, Any]],
+               documents: list[str | None]) -> np.ndarray:
+        """Insert new rows; return their rids (fresh, never reused)."""
+        row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'records'").fetchone()
+        first = (row[0] if row else 0) + 1
+        rids = np.arange(first, first + len(ids), dtype=np.int64)
+        dumps = json.dumps
+        self.conn.executemany(
+            "INSERT INTO records (rid, id, vector, metadata, document) VALUES (?, ?, ?, ?, ?)",
+            zip(rids.tolist(), ids, (v.tobytes() for v in vectors), (dumps(m) for m in metadatas), documents),
+        )
+        rows: list[tuple[Any, ...]] = []
+        for rid, m in zip(rids.tolist(), metadatas):
+            if m:
+                rows.extend(meta_rows(rid, m))
+        if rows:
+            self.conn.executemany("INSERT INTO meta (rid, key, is_list, kind, num, txt) VALUES (?, ?, ?, ?, ?, ?)", rows)
+        return rids
+
+    # -- reads -------------------------------------------------------------------
+    def where_sql(self, where: Node | None, params: list[Any]) -> str:
+        return compile_filter(where, params) if where is not None else "1"
+
+    def matching_rids(self, where: Node | None) -> np.ndarray:
+        params: list[Any] = []
+        sql = f"SELECT rid FROM records r WHERE {self.where_sql(where, params)} ORDER BY rid"
+        return np.fromiter((r[0] for r in self.conn.execute(sql, params)), dtype=np.int64)
+
+    def rids_for(self, ids: Sequence[str] | None, where: Node | None) -> list[int]:
+        params: list[Any] = []
+        cond = self.where_sql(where, params)
+        if ids is None:
+            return [r[0] for r in self.conn.execute(f"SELECT rid FROM records r WHERE {cond}", params)]
+        out: list[int] = []
+        for chunk in _chunks(ids, CHUNK - len(params)):
+            q = f"SELECT rid FROM records r WHERE id IN ({','.join('?' * len(chunk))}) AND {cond}"
+            out.extend(r[0] for r in self.conn.execute(q, [*chunk, *params]))
+        return out
+
+    def count(self, where: Node | None) -> int:
+        params: list[Any] = []
+        if where is None:
+            return int(self.conn.execute("SELECT count(*) FROM records").fetchone()[0])
+        sql = f"SELECT count(*) FROM records r WHERE {self.where_sql(where, params)}"
+        return int(self.conn.execute(sql, params).fetchone()[0])
+
+    @staticmethod
+    def columns(include: Iterable[str]) -> str:
+        inc = set(include)
+        return ", ".join(["r.rid", "r.id",
+                          "r.vector" if "vector" in inc else "NULL",
+                          "r.metadata" if "metadata" in inc else "NULL",
+                          "r.document" if "document" in inc else "NULL"])
+
+    def to_record(self, row: tuple[Any, ...], include: frozenset[str]) -> Record:
+        _, id_, vec, meta, doc = row
+        return Record(
+            id_,
+            np.frombuffer(vec, dtype=np.float32).copy() if "vector" in include else None,
+            json.loads(meta) if "metadata" in include else None,
+            doc if "document" in include else None,
+        )
+
+    def select(self, include: frozenset[str], where: Node | None = None, ids: Sequence[str] | None = None,
+               after_rid: int | None = None, limit: int | None = None, offset: int = 0) -> list[Record]:
+        params: list[Any] = []
+        conds = [self.where_sql(where, params)]
+        if after_rid is not None:
+            conds.append("r.rid > ?")
+            params.append(after_rid)
+        cols = self.columns(include)
+        if ids is not None:
+            out: list[Record] = []
+            for chunk in _chunks(ids, CHUNK - len(params)):
+                q = f"SELECT {cols} FROM records r WHERE id IN ({','.join('?' * len(chunk))}) AND {' AND '.join(conds)}"
+                out.extend(self.to_record(r, include) for r in self.conn.execute(q, [*chunk, *params]))
+            return out
+        q = f"SELECT {cols} FROM records r WHERE {' AND '.join(conds)} ORDER BY r.rid LIMIT ? OFFSET ?"
+        params.extend([-1 if limit is None else limit, offset])
+        return [self.to_record(r, include) for r in self.conn.execute(q, params)]
+
+    def by_rids(self, rids: Iterable[int], include: frozenset[str]) -> dict[int, tuple[Any, ...]]:
+        rid_list = list(rids)
+        out: dict[int, tuple[Any, ...]] = {}
+        cols = self.columns(include)
+        for chunk in _chunks(rid_list):
+            q = f"SELECT {cols} FROM records r WHERE rid IN ({','.join('?' * len(chunk))})"
+            for row in self.conn.execute(q, list(chunk)):
+                out[row[0]] = row
+        return out
+
+    def last_rid_page(self, after: int, limit: int, include: frozenset[str]) -> list[tuple[Any, ...]]:
+        q = f"SELECT {self.columns(include)} FROM records r WHERE r.rid > ? ORDER BY r.rid LIMIT ?"
+        return self.conn.execute(q, (after, limit)).fetchall()
+
+    def all_vectors(self, batch: int = 20000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(rids, vectors) of every record, in batches."""
+        after = 0
+        while True:
+            rows = self.conn.execute("SELECT rid, vector FROM records WHERE rid > ? ORDER BY rid LIMIT ?",
+                                     (after, batch)).fetchall()
+            if not rows:
+                return
+            rids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+            yield rids, vecs
+            after = int(rids[-1])
+
+    def close(self) -> None:
+        self.conn.close()

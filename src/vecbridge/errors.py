@@ -1,0 +1,109 @@
+"""The vecbridge exception tree.
+
+::
+
+    VecbridgeError
+    ├── InvalidURLError              the URL cannot be parsed or names no backend
+    ├── BackendNotInstalledError     the backend's client library is missing (says what to pip install)
+    ├── CollectionNotFoundError
+    ├── CollectionExistsError
+    ├── InvalidCollectionNameError   a name the backend cannot hold (the message gives its rule)
+    ├── InvalidRecordError           ids / lengths / duplicates in one batch
+    │   ├── DimensionMismatchError   a vector of the wrong dimension
+    │   ├── InvalidVectorError       NaN, inf, a zero vector in a cosine collection
+    │   └── InvalidMetadataError     a key or value the contract does not allow
+    ├── InvalidFilterError           a ``where`` that is not valid filter language
+    ├── UnsupportedFilterError       valid, but this backend cannot run it natively
+    ├── UnsupportedFeatureError      an index type, metric or mode the backend lacks
+    ├── DuplicateIdError             ``add`` of an id that exists already
+    ├── RecordNotFoundError          ``update`` of an id that does not exist
+    └── BackendError                 the database failed; the native exception is ``__cause__``
+
+Every message says what was wrong, where (batch position, metadata key, operator,
+backend) and, where it helps, what to do.  Messages never contain a password.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "VecbridgeError",
+    "InvalidURLError",
+    "BackendNotInstalledError",
+    "CollectionNotFoundError",
+    "CollectionExistsError",
+    "InvalidCollectionNameError",
+    "InvalidRecordError",
+    "DimensionMismatchError",
+    "InvalidVectorError",
+    "InvalidMetadataError",
+    "InvalidFilterError",
+    "UnsupportedFilterError",
+    "UnsupportedFeatureError",
+    "DuplicateIdError",
+    "RecordNotFoundError",
+    "BackendError",
+]
+
+
+class VecbridgeError(Exception):
+    """Base class of every error vecbridge raises."""
+
+
+class InvalidURLError(VecbridgeError, ValueError):
+    """The URL cannot be parsed, or its scheme names no known backend."""
+
+
+class BackendNotInstalledError(VecbridgeError, ImportError):
+    """The client library a backend needs is not installed."""
+
+
+class CollectionNotFoundError(VecbridgeError, LookupError):
+    """The named collection does not exist."""
+
+
+class CollectionExistsError(VecbridgeError):
+    """A collection of that name exists already."""
+
+
+class InvalidCollectionNameError(VecbridgeError, ValueError):
+    """A collection name the backend cannot hold; the message states the rule."""
+
+
+class InvalidRecordError(VecbridgeError, ValueError):
+    """A batch is malformed: bad ids, lengths that differ, an id twice."""
+
+
+class DimensionMismatchError(InvalidRecordError):
+    """A vector's dimension differs from the collection's."""
+
+
+class InvalidVectorError(InvalidRecordError):
+    """A vector holds NaN or inf, or is zero in a cosine collection."""
+
+
+class InvalidMetadataError(InvalidRecordError):
+    """A metadata key or value is not allowed by the contract."""
+
+
+class InvalidFilterError(VecbridgeError, ValueError):
+    """A ``where`` filter is not valid filter language."""
+
+
+class UnsupportedFilterError(VecbridgeError):
+    """A valid filter that this backend cannot run natively."""
+
+
+class UnsupportedFeatureError(VecbridgeError):
+    """An index type, metric or mode that this backend lacks."""
+
+
+class DuplicateIdError(VecbridgeError):
+    """``add`` was given an id that exists already; nothing was written."""
+
+
+class RecordNotFoundError(VecbridgeError, LookupError):
+    """``update`` was given an id that does not exist; nothing was written."""
+
+
+class BackendError(VecbridgeError):
+    """The database failed.  The native exception is kept as ``__cause__``."""

@@ -1,0 +1,67 @@
+"""Value types shared by every backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+import numpy as np
+
+__all__ = ["Metric", "METRICS", "Include", "INCLUDE_ALL", "Record", "Hit", "MetadataValue"]
+
+Metric = Literal["cosine", "l2", "ip"]
+#: The metric names of the contract.
+METRICS: tuple[str, ...] = ("cosine", "l2", "ip")
+
+Include = Literal["vector", "metadata", "document"]
+INCLUDE_ALL: tuple[str, ...] = ("vector", "metadata", "document")
+
+Scalar = Union[str, int, float, bool]
+MetadataValue = Union[Scalar, list[str], list[int], list[float], list[bool]]
+
+
+def _eq_vec(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is b
+    return bool(np.array_equal(a, b))
+
+
+@dataclass(frozen=True, eq=False)
+class Record:
+    """One stored record.
+
+    Fields that were not asked for with ``include`` are ``None``.
+    """
+
+    id: str
+    vector: np.ndarray | None = None
+    metadata: dict[str, Any] | None = None
+    document: str | None = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Record):
+            return NotImplemented
+        return (
+            self.id == other.id
+            and _eq_vec(self.vector, other.vector)
+            and self.metadata == other.metadata
+            and self.document == other.document
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, eq=False)
+class Hit:
+    """One query result.
+
+    ``distance`` is lower-is-closer and ``score`` higher-is-closer, with the same
+    meaning on every backend (see the score table of the contract).
+    """
+
+    id: str
+    score: float
+    distance: float
+    metadata: dict[str, Any] | None = None
+    document: str | None = None
+    vector: np.ndarray | None = field(default=None, repr=False)

@@ -1,0 +1,186 @@
+"""Parse a backend URL into an immutable :class:`URL`.
+
+``scheme[+driver]://[user[:password]@]host[:port][/path][?key=value&...]``
+
+Paths follow SQLAlchemy's rule: ``faiss:///rel/path`` is relative and
+``faiss:////abs/path`` absolute.  Query parameters become backend options, with
+numbers and booleans decoded; keyword arguments given to :func:`vecbridge.connect`
+win over them.  A password, a token or an api key prints as ``***`` in ``repr``,
+``str`` and in every error message.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Mapping
+from urllib.parse import parse_qsl, quote, unquote
+
+from .errors import InvalidURLError
+
+__all__ = ["URL", "SECRET_OPTIONS", "redact"]
+
+#: Option names whose values are secrets and never printed.
+SECRET_OPTIONS = frozenset({"password", "api_key", "apikey", "token", "secret", "access_key", "auth", "credentials"})
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9.\-]*)(?:\+([A-Za-z0-9]+))?://")
+
+
+def _decode_value(value: str) -> Any:
+    low = value.lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    if re.fullmatch(r"-?\d+", value):
+        return int(value)
+    if re.fullmatch(r"-?\d+\.\d*(e-?\d+)?", low):
+        return float(value)
+    return value
+
+
+def _is_secret(key: str) -> bool:
+    return key.lower() in SECRET_OPTIONS
+
+
+@dataclass(frozen=True)
+class URL:
+    """An immutable, parsed backend URL."""
+
+    scheme: str
+    driver: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    host: str | None = None
+    port: int | None = None
+    path: str | None = None
+    query: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def parse(cls, text: str | URL) -> URL:
+        """Parse ``text``; raise :class:`InvalidURLError` naming what is wrong."""
+        if isinstance(text, URL):
+            return text
+        if not isinstance(text, str):
+            raise InvalidURLError(f"a backend URL must be a string, not {type(text).__name__}")
+        m = _SCHEME.match(text)
+        if not m:
+            raise InvalidURLError(
+                f"{redact(text)!r} is not a backend URL: expected 'scheme://…' "
+                "such as 'faiss://', 'chroma:///data/chroma' or 'qdrant://localhost:6333'"
+            )
+        scheme, driver = m.group(1).lower(), (m.group(2) or None)
+        rest = text[m.end():]
+        rest, _, query_text = rest.partition("?")
+        rest = rest.split("#", 1)[0]
+        netloc, slash, path = rest.partition("/")
+        username = password = host = None
+        port: int | None = None
+        if "@" in netloc:
+            userinfo, _, netloc = netloc.rpartition("@")
+            user, colon, pw = userinfo.partition(":")
+            username = unquote(user) or None
+            password = unquote(pw) if colon else None
+        if netloc:
+            if netloc.startswith("["):
+                end = netloc.find("]")
+                if end < 0:
+                    raise InvalidURLError(f"{redact(text)!r}: unclosed '[' in the host")
+                host, port_text = netloc[1:end], netloc[end + 1:].lstrip(":")
+            else:
+                host, _, port_text = netloc.partition(":")
+            if port_text:
+                if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+                    raise InvalidURLError(f"{redact(text)!r}: port {port_text!r} is not a number from 1 to 65535")
+                port = int(port_text)
+            host = unquote(host) or None
+        query: dict[str, Any] = {}
+        for key, value in parse_qsl(query_text, keep_blank_values=True):
+            query[key] = _decode_value(value)
+        return cls(
+            scheme=scheme,
+            driver=driver.lower() if driver else None,
+            username=username,
+            password=password,
+            host=host,
+            port=port,
+            path=unquote(path) if slash and path else None,
+            query=MappingProxyType(query),
+        )
+
+    # -- derived views -------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        """The scheme without its driver (``qdrant+grpc`` -> ``qdrant``)."""
+        return self.scheme
+
+    @property
+    def is_local(self) -> bool:
+        """True for an embedded or in-memory form: no host named."""
+        return self.host is None
+
+    def options(self, **overrides: Any) -> dict[str, Any]:
+        """The query parameters as options, with ``overrides`` winning."""
+        merged = dict(self.query)
+        merged.update(overrides)
+        return merged
+
+    def with_query(self, **changes: Any) -> URL:
+        """A copy with the given query parameters set (``None`` removes one)."""
+        q = dict(self.query)
+        for k, v in changes.items():
+            if v is None:
+                q.pop(k, None)
+            else:
+                q[k] = v
+        return replace(self, query=MappingProxyType(q))
+
+    def render(self, hide_secrets: bool = True) -> str:
+        """The URL as text; secrets become ``***`` unless ``hide_secrets`` is false."""
+        out = self.scheme + (f"+{self.driver}" if self.driver else "") + "://"
+        if self.username is not None or self.password is not None:
+            out += quote(self.username or "", safe="")
+            if self.password is not None:
+                out += ":" + ("***" if hide_secrets else quote(self.password, safe=""))
+            out += "@"
+        if self.host:
+            out += f"[{self.host}]" if ":" in self.host else quote(self.host, safe="")
+        if self.port is not None:
+            out += f":{self.port}"
+        if self.path is not None:
+            out += "/" + quote(self.path, safe="/")
+        if self.query:
+            parts = []
+            for k, v in self.query.items():
+                shown = "***" if hide_secrets and _is_secret(k) else _encode_value(v)
+                parts.append(f"{quote(str(k), safe='')}={quote(shown, safe='*')}")
+            out += "?" + "&".join(parts)
+        return out
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def __repr__(self) -> str:
+        return f"URL({self.render()!r})"
+
+
+def _encode_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+_URL_PASSWORD = re.compile(r"(://[^/@:?#]*:)[^@/?#]*@")
+_QUERY_SECRET = re.compile(r"([?&](?:%s)=)[^&#]*" % "|".join(sorted(SECRET_OPTIONS)), re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Hide passwords and secret query parameters inside any text."""
+    text = _URL_PASSWORD.sub(r"\1***@", text)
+    return _QUERY_SECRET.sub(r"\1***", text)
+
+
+def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``options`` with secret values replaced by ``***``."""
+    return {k: ("***" if _is_secret(k) and v is not None else v) for k, v in options.items()}
