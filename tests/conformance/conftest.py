@@ -20,7 +20,6 @@ import pytest
 import engines
 from vecbridge.testing import BackendUnderTest
 
-pytest_plugins = ["vecbridge.testing.plugin"]
 
 
 @contextlib.contextmanager

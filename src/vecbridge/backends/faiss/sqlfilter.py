@@ -1,7 +1,7 @@
 """Compile a filter tree to SQLite over the ``meta`` table (one row per scalar or list item).
 
 Every key and value is a bound parameter; nothing from the filter is spliced into
-the SQL text.  Each comparison is an ``EXISTS`` over the record's rows, so a missing
+the SQL text.  Each comparison is ``rid IN (rows of meta that match)``, so a missing
 key is simply "no row": false for a positive test, true under ``NOT``, which is
 exactly the contract's rule for ``$ne`` and ``$nin``.
 """
@@ -55,7 +55,9 @@ def _values_match(values: tuple[Any, ...], params: list[Any]) -> str:
 def _exists(key: str, is_list: int, cond: str, params: list[Any], cond_params: list[Any]) -> str:
     params.append(key)
     params.extend(cond_params)
-    return f"EXISTS (SELECT 1 FROM meta m WHERE m.rid = r.rid AND m.key = ? AND m.is_list = {is_list} AND {cond})"
+    # an uncorrelated subquery: SQLite runs it once per query (by the (key, value) indexes)
+    # instead of once per record
+    return f"r.rid IN (SELECT m.rid FROM meta m WHERE m.key = ? AND m.is_list = {is_list} AND {cond})"
 
 
 def compile_filter(node: Node, params: list[Any]) -> str:
