@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -54,6 +55,7 @@ class FaissCollection(BaseCollection):
         self._cache_gen = -1
         self._exact = index.get("type") == "flat"
         self._ef = int(index.get("ef_search", DEFAULT_HNSW["ef_search"]))
+        self._plain_params: dict[int, Any] = {}
 
     # -- the index -----------------------------------------------------------------
     def _prepare(self, vectors: np.ndarray) -> np.ndarray:
@@ -246,9 +248,13 @@ class FaissCollection(BaseCollection):
     def _search(self, index: faiss.Index, q: np.ndarray, k: int, sel: Any) -> tuple[np.ndarray, np.ndarray]:
         if self._exact:
             params = faiss.SearchParameters(sel=sel) if sel is not None else None
+        elif sel is not None:
+            params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(self._ef, k))
         else:
-            params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(self._ef, k)) if sel is not None \
-                else faiss.SearchParametersHNSW(efSearch=max(self._ef, k))
+            ef = max(self._ef, k)
+            params = self._plain_params.get(ef)
+            if params is None:
+                params = self._plain_params[ef] = faiss.SearchParametersHNSW(efSearch=ef)
         return index.search(q, k, params=params)
 
     def _query(self, vectors: np.ndarray, k: int, where: Node | None, include: frozenset[str]) -> list[list[RawHit]]:
@@ -284,15 +290,20 @@ class FaissCollection(BaseCollection):
                         if vecs is None:
                             vecs = self._index_vectors(rids)
                         D[row], I[row] = (a[0] for a in self._knn(q[row:row + 1], vecs, rids, want))
-            rows = self._store.by_rids({int(x) for x in I.ravel() if x >= 0}, include)
+            found = np.unique(I[I >= 0])
+            rows = self._store.by_rids(found.tolist(), include)
+        want_vec, want_meta, want_doc = "vector" in include, "metadata" in include, "document" in include
+        loads, frombuffer = json.loads, np.frombuffer
         out: list[list[RawHit]] = []
-        to_record = self._store.to_record
         for drow, irow in zip(D.tolist(), I.tolist()):
             hits = []
             for d, rid in zip(drow, irow):
-                if rid < 0 or rid not in rows:
+                row = rows.get(rid)
+                if row is None:
                     continue
-                r = to_record(rows[rid], include)
-                hits.append(RawHit(r.id, d, r.metadata, r.document, r.vector))
+                hits.append(RawHit(row[1], d,
+                                   loads(row[3]) if want_meta else None,
+                                   row[4] if want_doc else None,
+                                   frombuffer(row[2], dtype=np.float32).copy() if want_vec else None))
             out.append(hits)
         return out
