@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import Any, ClassVar, Iterator, Mapping, NamedTuple, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -43,7 +44,7 @@ from .validation import (
     validate_query_vectors,
 )
 
-__all__ = ["BaseClient", "BaseCollection", "RawHit", "native_errors", "ALL"]
+__all__ = ["ALL", "BaseClient", "BaseCollection", "RawHit", "native_errors"]
 
 ALL = frozenset(INCLUDE_ALL)
 
@@ -67,7 +68,7 @@ def native_errors(backend: str, action: str) -> Iterator[None]:
         raise
     except (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError):
         raise
-    except Exception as exc:  # noqa: BLE001 - the point is to wrap whatever the SDK raises
+    except Exception as exc:
         msg = redact(str(exc)).strip().splitlines()
         first = msg[0][:500] if msg else type(exc).__name__
         raise BackendError(f"{backend}: {action} failed: {type(exc).__name__}: {first}") from exc
@@ -228,7 +229,7 @@ class BaseCollection:
             shown = ", ".join(repr(i) for i in missing[:5])
             raise RecordNotFoundError(f"{len(missing)} id(s) do not exist in {self.name!r}: {shown}; nothing was written")
         recs = [current[i] for i in b.ids]
-        vectors = b.vectors if b.vectors is not None else np.stack([r.vector for r in recs]).astype(np.float32)
+        vectors = b.vectors if b.vectors is not None else np.stack([np.asarray(r.vector) for r in recs]).astype(np.float32)
         metas = b.metadatas if b.metadatas is not None else [dict(r.metadata or {}) for r in recs]
         docs = b.documents if b.documents is not None else [r.document for r in recs]
         self._upsert(Batch(b.ids, np.ascontiguousarray(vectors), metas, docs))

@@ -26,22 +26,22 @@ backend) and, where it helps, what to do.  Messages never contain a password.
 from __future__ import annotations
 
 __all__ = [
-    "VecbridgeError",
-    "InvalidURLError",
-    "BackendNotInstalledError",
-    "CollectionNotFoundError",
-    "CollectionExistsError",
-    "InvalidCollectionNameError",
-    "InvalidRecordError",
-    "DimensionMismatchError",
-    "InvalidVectorError",
-    "InvalidMetadataError",
-    "InvalidFilterError",
-    "UnsupportedFilterError",
-    "UnsupportedFeatureError",
-    "DuplicateIdError",
-    "RecordNotFoundError",
     "BackendError",
+    "BackendNotInstalledError",
+    "CollectionExistsError",
+    "CollectionNotFoundError",
+    "DimensionMismatchError",
+    "DuplicateIdError",
+    "InvalidCollectionNameError",
+    "InvalidFilterError",
+    "InvalidMetadataError",
+    "InvalidRecordError",
+    "InvalidURLError",
+    "InvalidVectorError",
+    "RecordNotFoundError",
+    "UnsupportedFeatureError",
+    "UnsupportedFilterError",
+    "VecbridgeError",
 ]
 
 

@@ -23,23 +23,24 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 from .errors import InvalidFilterError
 
 __all__ = [
-    "Cmp",
-    "And",
-    "Or",
-    "Not",
-    "Node",
-    "parse",
-    "evaluate",
-    "matches",
-    "canonical",
     "COMPARISONS",
     "RANGE_OPS",
+    "And",
+    "Cmp",
+    "Node",
+    "Not",
+    "Or",
+    "canonical",
+    "evaluate",
+    "matches",
+    "parse",
     "values_equal",
 ]
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import importlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any
 
 from .errors import BackendNotInstalledError, InvalidURLError
 
-__all__ = ["BackendSpec", "register_backend", "get_backend", "available_schemes", "BUILTIN_BACKENDS"]
+__all__ = ["BUILTIN_BACKENDS", "BackendSpec", "available_schemes", "get_backend", "register_backend"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ BUILTIN_BACKENDS: dict[str, BackendSpec] = {
 }
 
 ClientFactory = Callable[..., Any]
-_registered: dict[str, Union[BackendSpec, ClientFactory]] = {}
+_registered: dict[str, BackendSpec | ClientFactory] = {}
 _entry_points_loaded = False
 _lock = threading.Lock()
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-__all__ = ["NativeKind", "convert", "brute_force_distances"]
+__all__ = ["NativeKind", "brute_force_distances", "convert"]
 
 #: What a backend's number is:
 #: ``distance``: already the contract's distance;

@@ -7,7 +7,7 @@ from typing import Any, Literal, Union
 
 import numpy as np
 
-__all__ = ["Metric", "METRICS", "Include", "INCLUDE_ALL", "Record", "Hit", "MetadataValue"]
+__all__ = ["INCLUDE_ALL", "METRICS", "Hit", "Include", "MetadataValue", "Metric", "Record"]
 
 Metric = Literal["cosine", "l2", "ip"]
 #: The metric names of the contract.

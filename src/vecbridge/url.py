@@ -12,14 +12,15 @@ win over them.  A password, a token or an api key prints as ``***`` in ``repr``,
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
 from .errors import InvalidURLError
 
-__all__ = ["URL", "SECRET_OPTIONS", "redact"]
+__all__ = ["SECRET_OPTIONS", "URL", "redact"]
 
 #: Option names whose values are secrets and never printed.
 SECRET_OPTIONS = frozenset({"password", "api_key", "apikey", "token", "secret", "access_key", "auth", "credentials"})

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from .errors import (
-    InvalidCollectionNameError,
     DimensionMismatchError,
+    InvalidCollectionNameError,
     InvalidMetadataError,
     InvalidRecordError,
     InvalidVectorError,
@@ -24,21 +25,21 @@ from .errors import (
 from .types import INCLUDE_ALL, METRICS
 
 __all__ = [
-    "Batch",
-    "MAX_ID_BYTES",
-    "INT64_MIN",
     "INT64_MAX",
-    "validate_ids",
-    "validate_vectors",
-    "validate_metadata",
-    "validate_batch",
-    "validate_query_vectors",
-    "validate_include",
-    "validate_name",
-    "validate_dimension",
-    "validate_metric",
-    "validate_index",
+    "INT64_MIN",
+    "MAX_ID_BYTES",
     "PORTABLE_NAME",
+    "Batch",
+    "validate_batch",
+    "validate_dimension",
+    "validate_ids",
+    "validate_include",
+    "validate_index",
+    "validate_metadata",
+    "validate_metric",
+    "validate_name",
+    "validate_query_vectors",
+    "validate_vectors",
 ]
 
 MAX_ID_BYTES = 256

@@ -9,7 +9,8 @@ Backends are named ``family`` (all forms) or ``family-form``.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 

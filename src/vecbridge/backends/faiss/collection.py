@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
-import faiss
+import faiss as _faiss
 import numpy as np
 
 from ...base import BaseCollection, RawHit, native_errors
@@ -17,6 +18,8 @@ from ...filters import Node
 from ...types import Record
 from ...validation import Batch
 from .store import Store
+
+faiss: Any = _faiss  # its SWIG stubs lack the search parameters and selectors used here
 
 if TYPE_CHECKING:
     from .client import FaissClient
@@ -266,16 +269,16 @@ class FaissCollection(BaseCollection):
                 if live <= 0:
                     return [[] for _ in range(len(q))]
                 tomb = self._tomb
-                sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(tomb)) if len(tomb) else None
+                sel: Any = faiss.IDSelectorNot(faiss.IDSelectorBatch(tomb)) if len(tomb) else None
                 D, I = self._search(index, q, min(k, live), sel)
                 want = min(k, live)
                 rids_all: np.ndarray | None = None
                 vecs_all: np.ndarray | None = None
-                for row in np.nonzero((I >= 0).sum(axis=1) < want)[0]:
-                    if rids_all is None:  # an approximate search came back short: answer exactly
+                for short in np.nonzero((I >= 0).sum(axis=1) < want)[0]:
+                    if rids_all is None or vecs_all is None:  # an approximate search came back short
                         rids_all = self._store.matching_rids(None)
                         vecs_all = self._index_vectors(rids_all)
-                    D[row], I[row] = (a[0] for a in self._knn(q[row:row + 1], vecs_all, rids_all, want))
+                    D[short], I[short] = (a[0] for a in self._knn(q[short:short + 1], vecs_all, rids_all, want))
             else:
                 rids, vecs = self._matches(where)
                 if not len(rids):
@@ -286,10 +289,10 @@ class FaissCollection(BaseCollection):
                 else:
                     sel = faiss.IDSelectorBatch(rids)
                     D, I = self._search(index, q, want, sel)
-                    for row in np.nonzero((I >= 0).sum(axis=1) < want)[0]:
-                        if vecs is None:
+                    for short in np.nonzero((I >= 0).sum(axis=1) < want)[0]:
+                        if vecs is None:  # the graph search missed matches: answer exactly
                             vecs = self._index_vectors(rids)
-                        D[row], I[row] = (a[0] for a in self._knn(q[row:row + 1], vecs, rids, want))
+                        D[short], I[short] = (a[0] for a in self._knn(q[short:short + 1], vecs, rids, want))
             found = np.unique(I[I >= 0])
             rows = self._store.by_rids(found.tolist(), include)
         want_vec, want_meta, want_doc = "vector" in include, "metadata" in include, "document" in include
