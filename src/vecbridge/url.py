@@ -173,7 +173,7 @@ def _encode_value(value: Any) -> str:
 
 
 _URL_PASSWORD = re.compile(r"(://[^/@:?#]*:)[^@/?#]*@")
-_QUERY_SECRET = re.compile(r"([?&](?:%s)=)[^&#]*" % "|".join(sorted(SECRET_OPTIONS)), re.IGNORECASE)
+_QUERY_SECRET = re.compile(r"([?&](?:%s)=)[^&#\s]*" % "|".join(sorted(SECRET_OPTIONS)), re.IGNORECASE)
 
 
 def redact(text: str) -> str:
