@@ -1,0 +1,204 @@
+"""``qdrant://`` URLs: a Qdrant server, or qdrant-client's local mode.
+
+==============================  ==================================================
+``qdrant://host:6333``          server over HTTP (REST)
+``qdrant+https://host``         server over HTTPS; ``?api_key=…`` (or ``api_key=``)
+``qdrant+grpc://host:6334``     server, gRPC preferred (``qdrant+grpcs://`` with TLS)
+``qdrant:///rel/path``          local mode on disk (``qdrant:////abs/path`` absolute)
+``qdrant://``                   local mode in memory, private to the client
+==============================  ==================================================
+
+Options: ``api_key``, ``timeout``, ``prefix``, ``grpc_port`` (server); ``batch_size``
+(points per upload request, 256) and ``parallel`` (upload processes, 1).  The api key
+(or a URL password, taken as the api key) never appears in a repr, a log line or an
+error message.
+
+Local mode on disk admits one native client per folder (it holds a file lock): the
+vecbridge clients of one folder in one process share one, closed with the last of them;
+another process gets an error while the folder is open.
+
+How records look to Qdrant: a point whose id is the UUIDv5 of the vecbridge id, with the
+payload ``_vb_id`` (the id), ``_vb_doc`` (the document), scalar metadata under its own
+keys, list metadata under ``_vb_l``, and in cosine collections ``_vb_vec``, the float32
+bytes of the vector as given (base64), since Qdrant stores cosine vectors normalised.
+The index spec is kept in the collection's metadata; ``flat`` is an exact search over
+an HNSW config of ``m=0`` (no graph), which tells it apart where no metadata was kept.
+Collections made by other Qdrant clients open too (one dense vector, a cosine, dot or
+euclid distance): points without ``_vb_id`` show their Qdrant id as a string.
+
+Filter numbers must be below 2**53 in magnitude when whole (Qdrant compares payload
+numbers as float64); a larger one raises UnsupportedFilterError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from qdrant_client import QdrantClient as NativeClient
+from qdrant_client import models
+
+from ...base import BaseClient, native_errors
+from ...errors import BackendError, CollectionExistsError, InvalidURLError, UnsupportedFeatureError
+from ...url import URL, redact
+from .collection import QdrantCollection
+
+_SERVER_OPTIONS = {"api_key", "timeout", "prefix", "grpc_port"}
+_UPLOAD_OPTIONS = {"batch_size", "parallel"}
+_DRIVERS = {None: (False, False), "http": (False, False), "https": (True, False), "grpc": (False, True),
+            "grpcs": (True, True)}
+_DISTANCE = {"cosine": models.Distance.COSINE, "l2": models.Distance.EUCLID, "ip": models.Distance.DOT}
+_METRIC = {v: k for k, v in _DISTANCE.items()}
+META_KEY = "vecbridge"
+
+# Local mode on disk: one native client per folder in this process, shared and counted,
+# with the lock that serialises calls into it (local mode is not thread-safe).
+_shared: dict[str, list[Any]] = {}
+_shared_lock = threading.Lock()
+
+
+def _open_local(path: str) -> tuple[NativeClient, str, threading.RLock]:
+    key = os.path.realpath(path)
+    with _shared_lock:
+        entry = _shared.get(key)
+        if entry is None:
+            entry = _shared[key] = [NativeClient(path=path), 0, threading.RLock()]
+        entry[1] += 1
+        return entry[0], key, entry[2]
+
+
+def _release_local(key: str) -> None:
+    with _shared_lock:
+        entry = _shared.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del _shared[key]
+            entry[0].close()
+
+
+class QdrantClient(BaseClient):
+    """vecbridge client of a Qdrant server or of qdrant-client's local mode."""
+
+    backend_name = "qdrant"
+    index_types = ("flat", "hnsw")
+
+    def __init__(self, url: URL | str, **options: Any):
+        super().__init__(url, **options)
+        u = self.url
+        unknown = set(options) - _SERVER_OPTIONS - _UPLOAD_OPTIONS
+        if unknown:
+            raise InvalidURLError(f"{u}: unknown qdrant option(s) {', '.join(sorted(unknown))}; "
+                                  f"known: {', '.join(sorted(_SERVER_OPTIONS | _UPLOAD_OPTIONS))}")
+        if u.driver not in _DRIVERS:
+            raise InvalidURLError(f"{u}: unknown qdrant driver {u.driver!r}; use qdrant://, qdrant+https://, "
+                                  "qdrant+grpc:// or qdrant+grpcs://")
+        secret = options.get("api_key") or u.password
+        self._secret: str | None = None if secret is None else str(secret)  # the URL parser makes "123" an int
+        self.batch_size = int(options.get("batch_size", 256))
+        self.parallel = int(options.get("parallel", 1))
+        self._shared_key: str | None = None
+        self.local = u.host is None
+        self._lock: Any = threading.RLock() if self.local else contextlib.nullcontext()
+        with self._errors("connect"):
+            if self.local:
+                server_only = set(options) & _SERVER_OPTIONS
+                if server_only or u.driver or u.username or u.password:
+                    raise InvalidURLError(f"{u}: a local-mode URL (no host) takes no driver, credentials or "
+                                          f"server options ({', '.join(sorted(server_only)) or 'driver'})")
+                if u.path:
+                    self._native, self._shared_key, self._lock = _open_local(u.path)
+                else:
+                    self._native = NativeClient(location=":memory:")
+            else:
+                https, grpc = _DRIVERS[u.driver]
+                port = u.port or (6334 if grpc else 6333)
+                self._native = NativeClient(
+                    host=u.host, https=https, prefer_grpc=grpc, api_key=self._secret,
+                    port=6333 if grpc else port, grpc_port=int(options.get("grpc_port", port if grpc else 6334)),
+                    timeout=options.get("timeout"), prefix=options.get("prefix"))
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """:func:`native_errors` (the api key scrubbed from any message); serialised in local mode."""
+        try:
+            with self._lock, native_errors(self.backend_name, action):
+                yield
+        except BackendError as exc:
+            cause, msg = exc.__cause__, str(exc)
+            details = getattr(cause, "details", None)  # a gRPC error says what went wrong there
+            if callable(details):
+                msg = redact(f"qdrant: {action} failed: {type(cause).__name__}: {details()}")
+            if self._secret:
+                msg = msg.replace(self._secret, "***")
+            if msg != str(exc):
+                raise BackendError(msg) from cause
+            raise
+
+    def _close(self) -> None:
+        if self._shared_key is not None:
+            _release_local(self._shared_key)
+            self._shared_key = None
+        else:
+            with contextlib.suppress(Exception):
+                self._native.close()
+
+    # -- collections -----------------------------------------------------------------
+    def _has_collection(self, name: str) -> bool:
+        with self._errors("collection_exists"):
+            return bool(self._native.collection_exists(name))
+
+    def _list_collections(self) -> list[str]:
+        with self._errors("list collections"):
+            return [c.name for c in self._native.get_collections().collections]
+
+    def _create_collection(self, name: str, dimension: int, metric: str, index: dict[str, Any]) -> QdrantCollection:
+        spec = {"type": "hnsw"} if index["type"] == "default" else dict(index)
+        if spec["type"] == "flat":
+            hnsw = models.HnswConfigDiff(m=0)  # no graph to build: every search scans, exactly
+        else:
+            hnsw = models.HnswConfigDiff(m=spec.get("m"), ef_construct=spec.get("ef_construction"))  # type: ignore[arg-type]
+        try:
+            with self._errors("create_collection"):
+                self._native.create_collection(
+                    name, vectors_config=models.VectorParams(size=dimension, distance=_DISTANCE[metric]),
+                    hnsw_config=hnsw, metadata={META_KEY: {"format": 1, "index": spec}})
+        except BackendError as exc:
+            if "already exists" in str(exc):
+                raise CollectionExistsError(f"collection {name!r} exists already on qdrant") from exc.__cause__
+            raise
+        return QdrantCollection(self, name, dimension, metric, spec, managed=True, using=None)
+
+    def _get_collection(self, name: str) -> QdrantCollection | None:
+        if not self._has_collection(name):
+            return None
+        with self._errors("get_collection"):
+            config = self._native.get_collection(name).config
+        vectors = config.params.vectors
+        using = None
+        if isinstance(vectors, dict):
+            if len(vectors) != 1:
+                raise UnsupportedFeatureError(f"qdrant collection {name!r} has {len(vectors)} named vectors; "
+                                              "vecbridge reads collections with one dense vector")
+            using, vectors = next(iter(vectors.items()))
+            using = using or None
+        if vectors is None or vectors.distance not in _METRIC:
+            raise UnsupportedFeatureError(f"qdrant collection {name!r}: distance "
+                                          f"{getattr(vectors, 'distance', None)} has no vecbridge metric")
+        meta = (config.metadata or {}).get(META_KEY)
+        if isinstance(meta, dict):
+            managed = True
+            spec = dict(meta.get("index") or {"type": "hnsw"})
+        else:  # created elsewhere (or by a server that keeps no collection metadata)
+            managed = False
+            spec = {"type": "flat" if config.hnsw_config.m == 0 else "hnsw"}
+        return QdrantCollection(self, name, int(vectors.size), _METRIC[vectors.distance], spec,
+                                managed=managed, using=using)
+
+    def _delete_collection(self, name: str) -> None:
+        with self._errors("delete_collection"):
+            self._native.delete_collection(name)

@@ -1,0 +1,191 @@
+"""A Qdrant collection behind the vecbridge Collection protocol.
+
+Record layout and ids: ``payload.py``; filters: ``qfilter.py``.  Every write waits
+(``wait=True``) so that the next read sees it.  Paging and scanning walk the points in
+id order with Qdrant's scroll cursor (the next page's first point id), never with deep
+offsets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+from qdrant_client import models
+
+from ...base import BaseCollection, RawHit
+from ...filters import Node
+from ...types import Record
+from ...validation import Batch
+from . import payload as pl
+from .qfilter import to_filter
+
+if TYPE_CHECKING:
+    from .client import QdrantClient
+
+#: Points per scroll page and per retrieve/delete request.
+PAGE = 1000
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+class QdrantCollection(BaseCollection):
+    """One Qdrant collection; see the module docstring for how records are stored."""
+
+    # Qdrant's score: cos for Cosine, the dot product for Dot, the (non-squared) distance for Euclid.
+    native_scores: ClassVar[dict[str, str]] = {"cosine": "similarity", "ip": "similarity", "l2": "distance"}
+
+    def __init__(self, client: QdrantClient, name: str, dimension: int, metric: str, index: dict[str, Any],
+                 *, managed: bool, using: str | None):
+        super().__init__(client, name, dimension, metric, index)
+        self._qc = client
+        self._native = client._native
+        self._using = using
+        # Cosine vectors come back from the float32 bytes kept in the payload; Qdrant's stored
+        # (normalised) vector is read only for points written by others, in a collection
+        # vecbridge did not create.
+        self._raw_in_payload = metric == "cosine"
+        self._native_vectors = metric != "cosine" or not managed
+        self._params: models.SearchParams | None = None
+        if not client.local:  # local mode always searches exactly and warns about search params
+            if index.get("type") == "flat":
+                self._params = models.SearchParams(exact=True)
+            elif index.get("ef_search"):
+                self._params = models.SearchParams(hnsw_ef=int(index["ef_search"]))
+
+    def _errors(self, action: str) -> Any:
+        return self._qc._errors(action)
+
+    # -- reading helpers ---------------------------------------------------------------
+    def _selectors(self, include: frozenset[str]) -> tuple[Any, Any]:
+        with_payload = pl.payload_selector(include, self._raw_in_payload)
+        want_vectors = "vector" in include and self._native_vectors
+        with_vectors: Any = False
+        if want_vectors:
+            with_vectors = [self._using] if self._using else True
+        return with_payload, with_vectors
+
+    def _records(self, points: list[Any], include: frozenset[str]) -> list[Record]:
+        return [pl.to_record(p, include, self._using) for p in points]
+
+    def _scroll(self, flt: models.Filter | None, include: frozenset[str], limit: int | None,
+                offset: Any = None, page: int = PAGE) -> Iterator[list[Record]]:
+        """Pages of records matching ``flt`` in point-id order, from cursor ``offset``."""
+        with_payload, with_vectors = self._selectors(include)
+        left = limit
+        while left is None or left > 0:
+            n = page if left is None else min(page, left)
+            with self._errors("scroll"):
+                points, offset = self._native.scroll(self.name, scroll_filter=flt, limit=n, offset=offset,
+                                                     with_payload=with_payload, with_vectors=with_vectors)
+            if points:
+                yield self._records(points, include)
+            if left is not None:
+                left -= len(points)
+            if offset is None or not points:
+                return
+
+    # -- writes ------------------------------------------------------------------------
+    def _upsert(self, b: Batch) -> None:
+        assert b.vectors is not None and b.metadatas is not None and b.documents is not None
+        raw = pl.encode_vectors(b.vectors) if self._raw_in_payload else None
+        payloads = pl.encode_payloads(b.ids, b.metadatas, b.documents, raw)
+        pids = pl.point_ids(b.ids)
+        size = self._qc.batch_size
+        # The client's bulk path: batches (in parallel processes if asked), retries, waits.  A
+        # server gets the whole batch in one call, which keeps its upload workers busy; local
+        # mode upserts whatever one call gets at once, which slows down on large calls
+        # (20k points at 384-d: 2.9 s in one call, 1.8 s in calls of 256), so it gets chunks.
+        step = size if self._qc.local else max(len(pids), 1)
+        with self._errors("upsert"):
+            for i in range(0, len(pids), step):
+                rows = b.vectors[i:i + step]
+                self._native.upload_collection(
+                    self.name, vectors={self._using: rows} if self._using else rows, payload=payloads[i:i + step],
+                    ids=pids[i:i + step], batch_size=size, parallel=self._qc.parallel, wait=True, max_retries=3)
+
+    def _delete(self, ids: list[str] | None, where: Node | None) -> None:
+        flt = to_filter(where)
+        with self._errors("delete"):
+            if ids is None:  # by filter; `where={}` (no filter) deletes every point
+                self._native.delete(self.name, points_selector=models.FilterSelector(filter=flt or models.Filter()),
+                                    wait=True)
+            elif flt is None:
+                for chunk in _chunks(pl.point_ids(ids), PAGE):
+                    self._native.delete(self.name, points_selector=models.PointIdsList(points=chunk), wait=True)
+            else:
+                for chunk in _chunks(pl.point_ids(ids), PAGE):
+                    both = models.Filter(must=[models.HasIdCondition(has_id=chunk), flt])
+                    self._native.delete(self.name, points_selector=models.FilterSelector(filter=both), wait=True)
+
+    # -- reads -------------------------------------------------------------------------
+    def _existing_ids(self, ids: list[str]) -> list[str]:
+        by_point = dict(zip(pl.point_ids(ids), ids))
+        found: list[str] = []
+        with self._errors("retrieve"):
+            for chunk in _chunks(list(by_point), PAGE):
+                points = self._native.retrieve(self.name, ids=chunk, with_payload=False, with_vectors=False)
+                found += [by_point[str(p.id)] for p in points]
+        return found
+
+    def _get_ids(self, ids: list[str], where: Node | None, include: frozenset[str]) -> list[Record]:
+        flt = to_filter(where)
+        out: list[Record] = []
+        with_payload, with_vectors = self._selectors(include)
+        for chunk in _chunks(pl.point_ids(ids), PAGE):
+            if flt is None:
+                with self._errors("retrieve"):
+                    points = self._native.retrieve(self.name, ids=chunk, with_payload=with_payload,
+                                                   with_vectors=with_vectors)
+                out += self._records(points, include)
+            else:
+                both = models.Filter(must=[models.HasIdCondition(has_id=chunk), flt])
+                for page in self._scroll(both, include, limit=len(chunk)):
+                    out += page
+        return out
+
+    def _get_page(self, where: Node | None, limit: int | None, offset: int, include: frozenset[str]) -> list[Record]:
+        flt = to_filter(where)
+        cursor = None
+        skipped = 0
+        while skipped < offset:  # walk past `offset` points reading ids only
+            with self._errors("scroll"):
+                points, cursor = self._native.scroll(self.name, scroll_filter=flt, limit=min(PAGE, offset - skipped),
+                                                     offset=cursor, with_payload=False, with_vectors=False)
+            skipped += len(points)
+            if cursor is None:
+                return []
+        return [r for page in self._scroll(flt, include, limit, offset=cursor) for r in page]
+
+    def _scan(self, batch_size: int, include: frozenset[str]) -> Iterator[list[Record]]:
+        return self._scroll(None, include, None, page=batch_size)
+
+    def _count(self, where: Node | None) -> int:
+        with self._errors("count"):
+            return int(self._native.count(self.name, count_filter=to_filter(where), exact=True).count)
+
+    def _query(self, vectors: np.ndarray, k: int, where: Node | None, include: frozenset[str]) -> list[list[RawHit]]:
+        flt = to_filter(where)
+        with_payload, with_vectors = self._selectors(include)
+        with self._errors("query"):
+            if len(vectors) == 1:
+                results = [self._native.query_points(
+                    self.name, query=vectors[0], using=self._using, query_filter=flt, search_params=self._params,
+                    limit=k, with_payload=with_payload, with_vectors=with_vectors).points]
+            else:
+                requests = [models.QueryRequest(query=v, using=self._using, filter=flt, params=self._params, limit=k,
+                                                with_payload=with_payload, with_vector=with_vectors)
+                            for v in vectors.tolist()]
+                results = [r.points for r in self._native.query_batch_points(self.name, requests=requests)]
+        out = []
+        for points in results:
+            hits = []
+            for p in points:
+                r = pl.to_record(p, include, self._using)
+                hits.append(RawHit(r.id, p.score, r.metadata, r.document, r.vector))
+            out.append(hits)
+        return out

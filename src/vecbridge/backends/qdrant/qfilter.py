@@ -1,0 +1,102 @@
+"""Translate a parsed ``where`` (vecbridge.filters) into a Qdrant :class:`Filter`.
+
+How each rule of the contract is kept (the payload layout is in ``payload.py``):
+
+* ``$eq``/``$in`` on a string or a bool: ``MatchValue``/``MatchAny``.  Qdrant keeps
+  bool, int and float apart in a match, so ``True`` never equals ``1``.
+* ``$eq``/``$in`` on a number: ``Range(gte=v, lte=v)``.  A match on ``1`` would miss a
+  stored ``1.0``; a range compares numbers by value and never matches a bool.
+* Lists live under ``_vb_l``, so a comparison on the scalar key never sees them, and
+  ``$contains`` is the same equality on the list key (Qdrant tests each element).
+* ``$ne``/``$nin``/``$not``: ``must_not``, which is true where the key is missing.
+* Range operators: ``Range``, which matches numbers only.
+* Keys are quoted paths (``"a.b"``), so dots are not nesting.
+
+The Qdrant server compares payload numbers as float64.  A filter number that is a
+whole number of magnitude 2**53 or more could equal several stored integers there, so
+it is refused with :class:`UnsupportedFilterError` rather than answered differently.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qdrant_client import models
+
+from ...errors import UnsupportedFilterError
+from ...filters import And, Cmp, Node, Not, Or
+from .payload import list_path, scalar_path
+
+_EXACT_LIMIT = 2.0**53
+_RANGE_FIELD = {"$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}
+
+
+def to_filter(node: Node | None) -> models.Filter | None:
+    """The Qdrant filter of a parsed tree (``None`` for no filter)."""
+    if node is None:
+        return None
+    cond = _condition(node)
+    return cond if isinstance(cond, models.Filter) else models.Filter(must=[cond])
+
+
+def _condition(node: Node) -> Any:
+    if isinstance(node, Cmp):
+        return _compare(node)
+    if isinstance(node, And):
+        return models.Filter(must=[_condition(n) for n in node.items])
+    if isinstance(node, Or):
+        return models.Filter(should=[_condition(n) for n in node.items])
+    if isinstance(node, Not):
+        return models.Filter(must_not=[_condition(node.item)])
+    raise TypeError(f"unknown filter node {node!r}")
+
+
+def _check_number(op: str, value: Any) -> float:
+    v = float(value)
+    if abs(v) >= _EXACT_LIMIT and v.is_integer():
+        raise UnsupportedFilterError(
+            f"qdrant: {op} {value!r}: Qdrant compares payload numbers as 64-bit floats, which hold whole "
+            "numbers exactly only below 2**53 in magnitude; use a smaller bound or store the value as a string")
+    return v
+
+
+def _one_of(path: str, values: tuple[Any, ...], op: str) -> Any:
+    """A condition true when the value at ``path`` equals any of ``values`` (contract equality)."""
+    strings: list[str] = []
+    conds: list[Any] = []
+    seen: set[Any] = set()
+    for v in values:
+        key = (type(v) is bool, v)  # 1 and 1.0 are one number; True is not
+        if key in seen:
+            continue
+        seen.add(key)
+        if isinstance(v, str):
+            strings.append(v)
+        elif isinstance(v, bool):
+            conds.append(models.FieldCondition(key=path, match=models.MatchValue(value=v)))
+        else:
+            n = _check_number(op, v)
+            conds.append(models.FieldCondition(key=path, range=models.Range(gte=n, lte=n)))
+    if len(strings) == 1:
+        conds.append(models.FieldCondition(key=path, match=models.MatchValue(value=strings[0])))
+    elif strings:
+        conds.append(models.FieldCondition(key=path, match=models.MatchAny(any=strings)))
+    return conds[0] if len(conds) == 1 else models.Filter(should=conds)
+
+
+def _compare(c: Cmp) -> Any:
+    op, value = c.op, c.value
+    if op == "$eq":
+        return _one_of(scalar_path(c.key), (value,), op)
+    if op == "$ne":
+        return models.Filter(must_not=[_one_of(scalar_path(c.key), (value,), op)])
+    if op == "$in":
+        return _one_of(scalar_path(c.key), value, op)
+    if op == "$nin":
+        return models.Filter(must_not=[_one_of(scalar_path(c.key), value, op)])
+    if op == "$contains":
+        return _one_of(list_path(c.key), (value,), op)
+    if op in _RANGE_FIELD:
+        bound = _check_number(op, value)
+        return models.FieldCondition(key=scalar_path(c.key), range=models.Range(**{_RANGE_FIELD[op]: bound}))
+    raise UnsupportedFilterError(f"qdrant: the operator {op} has no Qdrant translation")
