@@ -1,0 +1,319 @@
+"""The ``vecbridge`` command: ``migrate``, ``ls``, ``info``, ``verify``.
+
+Exit codes (also in ``vecbridge --help``):
+
+==== =====================================================================
+0    success
+1    verification found differences
+2    usage error, bad URL, missing collection, or input the target cannot take
+     (nothing was written)
+3    runtime error: the database failed (after retries), or an unexpected error
+130  interrupted (Ctrl-C or SIGTERM); a migration resumes with ``--resume``
+==== =====================================================================
+
+Errors are printed as one line on stderr, without a traceback (``--debug`` shows
+it); passwords and api keys never appear in any output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from . import __version__
+from .errors import BackendError, VecbridgeError
+from .url import URL, redact
+
+__all__ = ["EXIT_DIFFERENCES", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_RUNTIME", "EXIT_USAGE", "main"]
+
+EXIT_OK, EXIT_DIFFERENCES, EXIT_USAGE, EXIT_RUNTIME, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+EXIT_CODES = """\
+exit codes:
+  0    success
+  1    verification found differences
+  2    usage error, bad URL, missing collection, or input the target cannot take (nothing written)
+  3    runtime error: the database failed (after retries), or an unexpected error
+  130  interrupted (Ctrl-C, SIGTERM); a migration continues with --resume"""
+
+MAIN_EPILOG = f"""\
+examples:
+  vecbridge ls faiss:///data/faiss
+  vecbridge info "chroma:///data/chroma?collection=docs"
+  vecbridge migrate "chroma:///data/chroma?collection=docs" "qdrant://localhost:6333"
+  vecbridge verify "chroma:///data/chroma?collection=docs" "qdrant://localhost:6333" --mode sample
+
+URLs name the collection with ?collection=NAME.  Run 'vecbridge COMMAND --help' for details.
+
+{EXIT_CODES}"""
+
+MIGRATE_EPILOG = f"""\
+examples:
+  # copy, creating the target collection with the source's dimension and metric
+  vecbridge migrate "chroma:///data/chroma?collection=docs" "qdrant://localhost:6333?collection=docs"
+  # see the plan first; reads every record, writes nothing
+  vecbridge migrate --dry-run "faiss:///data/faiss?collection=docs" "milvus://localhost:19530"
+  # continue a run that was interrupted (killed, Ctrl-C, server gone)
+  vecbridge migrate --resume "faiss:///data/faiss?collection=docs" "milvus://localhost:19530"
+  # for scripts: one JSON document on stdout, no progress
+  vecbridge migrate --json --quiet --verify full SRC_URL TARGET_URL
+
+The target collection's name defaults to the source's (changed to a name the target
+can hold when needed; the report says so).  A target that already holds records is
+written into only with --resume or --into-existing.  A checkpoint is saved after every
+written batch (default: .vecbridge/ in the working directory) and removed once the run
+has finished and verified.
+
+{EXIT_CODES}"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors never echo a secret and exit with code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {redact(message)}\n")
+
+
+def _size(text: str) -> int:
+    """``4194304``, ``4M``, ``512K``, ``1G``."""
+    m = re.fullmatch(r"\s*(\d+)\s*([kKmMgG]i?[bB]?)?\s*", text)
+    if not m or int(m.group(1)) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 2097152, 512K or 4M")
+    unit = (m.group(2) or " ")[0].upper()
+    return int(m.group(1)) * {" ": 1, "K": 2**10, "M": 2**20, "G": 2**30}[unit]
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
+def _build() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print one JSON document on stdout (for scripts)")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress and no report text; errors only")
+    common.add_argument("--debug", action="store_true", help="show the traceback of an error")
+
+    parser = _Parser(prog="vecbridge", description="Move vector collections between databases, chosen by URL.",
+                     epilog=MAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"vecbridge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    m = sub.add_parser("migrate", parents=[common], help="copy a collection to another backend",
+                       description="Copy a collection (ids, vectors, metadata, documents) to another backend.",
+                       epilog=MIGRATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    m.add_argument("source", metavar="SOURCE_URL", help="the collection to copy, e.g. 'chroma:///dir?collection=docs'")
+    m.add_argument("target", metavar="TARGET_URL", help="where to copy it; ?collection=NAME is optional")
+    m.add_argument("--batch-size", type=_positive, metavar="N",
+                   help="records per batch (default: computed from the dimension and --max-request-bytes)")
+    m.add_argument("--max-request-bytes", type=_size, metavar="SIZE", default=None,
+                   help="largest request to send, e.g. 2M (default 2M: half of gRPC's 4 MB limit)")
+    again = m.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue an interrupted migration from its checkpoint")
+    again.add_argument("--restart", action="store_true",
+                       help="discard the checkpoint of an interrupted migration and copy everything again")
+    m.add_argument("--into-existing", action="store_true",
+                   help="allow upserting into a target collection that already holds records")
+    m.add_argument("--verify", choices=["none", "count", "sample", "full"], default="sample",
+                   help="how to check the copy (default: sample)")
+    m.add_argument("--sample-size", type=_positive, default=1000, metavar="N",
+                   help="records compared by --verify sample (default 1000)")
+    m.add_argument("--dry-run", action="store_true",
+                   help="print the plan and check every source record against the target; write nothing")
+    m.add_argument("--checkpoint", metavar="PATH", help="the checkpoint file (default: .vecbridge/migrate-<hash>.json)")
+    m.add_argument("--retries", type=_count, default=5, metavar="N",
+                   help="retries of a failing database call, with backoff and reconnection (default 5)")
+    m.add_argument("--backoff", type=float, default=1.0, metavar="SECONDS",
+                   help="first wait before a retry; it doubles each time, up to 30 s (default 1)")
+
+    ls = sub.add_parser("ls", parents=[common], help="list the collections of a database",
+                        description="List collections with their record counts, dimensions and metrics.",
+                        epilog="example:\n  vecbridge ls faiss:///data/faiss\n\n" + EXIT_CODES,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ls.add_argument("url", metavar="URL")
+
+    info = sub.add_parser("info", parents=[common], help="describe one collection",
+                          description="Show one collection: dimension, metric, index, record count.",
+                          epilog="example:\n  vecbridge info \"qdrant:///data/qdrant?collection=docs\"\n\n" + EXIT_CODES,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    info.add_argument("url", metavar="URL", help="a URL with ?collection=NAME")
+
+    v = sub.add_parser("verify", parents=[common], help="compare a target collection with its source",
+                       description="Compare a collection with its copy; exit code 1 when they differ.",
+                       epilog="example:\n  vecbridge verify \"faiss:///a?collection=docs\" \"milvus:///b/m.db\" "
+                              "--mode sample\n\n" + EXIT_CODES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    v.add_argument("source", metavar="SOURCE_URL")
+    v.add_argument("target", metavar="TARGET_URL", help="?collection=NAME defaults to the source's name")
+    v.add_argument("--mode", choices=["count", "sample", "full"], default="full",
+                   help="count only, a random sample, or every record (default: full)")
+    v.add_argument("--sample-size", type=_positive, default=1000, metavar="N")
+    v.add_argument("--batch-size", type=_positive, metavar="N")
+    return parser
+
+
+# -- output ----------------------------------------------------------------------------
+def _out(args: argparse.Namespace, data: dict[str, Any], lines: Sequence[str]) -> None:
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    elif not args.quiet:
+        print("\n".join(lines))
+
+
+def _warn(args: argparse.Namespace, message: str) -> None:
+    if not args.quiet:
+        print(f"vecbridge: warning: {redact(message)}", file=sys.stderr, flush=True)
+
+
+# -- commands -------------------------------------------------------------------------
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from .migrate import DEFAULT_REQUEST_BYTES, migrate
+
+    report = migrate(args.source, args.target, batch_size=args.batch_size, resume=args.resume,
+                     restart=args.restart, into_existing=args.into_existing, verify=args.verify,
+                     sample_size=args.sample_size, dry_run=args.dry_run, checkpoint=args.checkpoint,
+                     progress=not args.quiet, max_request_bytes=args.max_request_bytes or DEFAULT_REQUEST_BYTES,
+                     retries=args.retries, backoff=args.backoff, on_retry=lambda msg: _warn(args, msg))
+    _out(args, report.to_dict(), report.summary())
+    if report.plan is not None and report.plan.problems:
+        if not args.json:  # the problems are in the plan printed above; say it once on stderr as well
+            print(f"vecbridge: error: {redact('; '.join(report.plan.problems))}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK if report.ok else EXIT_DIFFERENCES
+
+
+def _describe(coll: Any) -> dict[str, Any]:
+    return {"name": coll.name, "count": int(coll.count()), "dimension": int(coll.dimension),
+            "metric": str(coll.metric), "index": dict(getattr(coll, "index", {}) or {})}
+
+
+def _cmd_ls(args: argparse.Namespace) -> int:
+    import vecbridge
+
+    url = URL.parse(args.url)
+    with vecbridge.connect(url.with_query(collection=None)) as client:
+        rows = [_describe(client.get_collection(name)) for name in client.list_collections()]
+    shown = url.with_query(collection=None).render()
+    lines = []
+    if rows:
+        width = max(4, *(len(r["name"]) for r in rows))
+        lines.append(f"{'NAME':<{width}}  {'RECORDS':>12}  {'DIMENSION':>9}  METRIC")
+        lines += [f"{r['name']:<{width}}  {r['count']:>12,}  {r['dimension']:>9}  {r['metric']}" for r in rows]
+    else:
+        lines.append(f"no collections in {shown}")
+    _out(args, {"url": shown, "collections": rows}, lines)
+    return EXIT_OK
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import vecbridge
+
+    url = URL.parse(args.url)
+    coll = vecbridge.open_collection(url)
+    try:
+        data = {"url": url.with_query(collection=None).render(), "backend": url.scheme, **_describe(coll)}
+    finally:
+        getattr(coll, "close", lambda: None)()
+    index = ", ".join(f"{k}={v}" for k, v in data["index"].items()) or "default"
+    lines = [f"collection: {data['name']}", f"url:        {data['url']}", f"backend:    {data['backend']}",
+             f"records:    {data['count']:,}", f"dimension:  {data['dimension']}", f"metric:     {data['metric']}",
+             f"index:      {index}"]
+    _out(args, data, lines)
+    return EXIT_OK
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .migrate import verify
+
+    result = verify(args.source, args.target, mode=args.mode, sample_size=args.sample_size,
+                    batch_size=args.batch_size, progress=not args.quiet)
+    lines = [result.summary()] + [f"  {m.id!r}: {m.field}: {m.detail}" for m in result.mismatches[:20]]
+    if result.mismatch_count > 20:
+        lines.append(f"  ... and {result.mismatch_count - 20:,} more")
+    _out(args, {**result.to_dict(), "source": redact(args.source), "target": redact(args.target)}, lines)
+    return EXIT_OK if result.ok else EXIT_DIFFERENCES
+
+
+_COMMANDS = {"migrate": _cmd_migrate, "ls": _cmd_ls, "info": _cmd_info, "verify": _cmd_verify}
+
+
+def _exit_code(exc: BaseException) -> int:
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, BackendError):
+        return EXIT_RUNTIME
+    if isinstance(exc, (VecbridgeError, ValueError)):
+        return EXIT_USAGE  # bad URL, missing collection, a shape or record the target cannot take
+    return EXIT_RUNTIME
+
+
+def _fail(args: argparse.Namespace, exc: BaseException, code: int) -> int:
+    if isinstance(exc, KeyboardInterrupt):
+        text = str(exc) or "interrupted"
+    elif isinstance(exc, (VecbridgeError, ValueError)):
+        text = str(exc)
+    else:
+        text = f"unexpected error: {type(exc).__name__}: {exc}"
+    text = redact(" ".join(text.split()))  # one line, no secret
+    if getattr(args, "debug", False):
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    prefix = "vecbridge: " if code == EXIT_INTERRUPTED else "vecbridge: error: "
+    print(prefix + text, file=sys.stderr, flush=True)
+    if getattr(args, "json", False):
+        print(json.dumps({"ok": False, "exit_code": code, "error": text,
+                          "error_type": type(exc).__name__}, ensure_ascii=False))
+    return code
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt("terminated")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = _build().parse_args(argv)
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, _sigterm)
+    except ValueError:  # not in the main thread: leave signals alone
+        pass
+    try:
+        return _COMMANDS[args.command](args)
+    except BaseException as exc:
+        if isinstance(exc, SystemExit):
+            raise
+        return _fail(args, exc, _exit_code(exc))
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        try:
+            sys.stdout.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,209 @@
+""":func:`migrate` and :func:`verify`: plan, copy, checkpoint, verify, report."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..types import INCLUDE_ALL
+from ..url import URL
+from .copier import Copier, RetryPolicy
+from .endpoint import Connections, Side
+from .plan import DEFAULT_REQUEST_BYTES, check_records, make_plan, rows_per_batch, target_name, wire_bytes_per_float
+from .progress import Progress, make_progress
+from .report import VERIFY_MODES, MigrationError, MigrationInterrupted, MigrationReport, Plan, VerificationResult
+from .verify import Reservoir, verify_collections
+
+__all__ = ["migrate", "verify"]
+
+Target = Any  # a URL (str or vecbridge.URL), a Collection, or a Client (target only)
+
+
+def _check_mode(verify: str) -> str:
+    if verify not in VERIFY_MODES:
+        raise MigrationError(f"verify must be one of {', '.join(VERIFY_MODES)}, not {verify!r}")
+    return verify
+
+
+def _positive(value: Any, name: str) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise MigrationError(f"{name} must be a positive integer, not {value!r}")
+
+
+def _check_all(src: Side, plan: Plan, progress: Progress) -> None:
+    """Dry run: read every record and check that the target could take it (nothing is written)."""
+    progress.start("check", plan.source_count)
+    limit = 20
+    for batch in src.collection.scan(batch_size=plan.batch_size, include=list(INCLUDE_ALL)):
+        why = check_records(batch, plan.dimension, plan.metric)
+        if why:
+            plan.problems.append(why)
+            if len([p for p in plan.problems if p.startswith("record ")]) >= limit:
+                plan.notes.append(f"the check stopped after {limit} records that cannot be written")
+                break
+        progress.advance(len(batch))
+    progress.finish()
+
+
+def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int | None = None,
+            resume: bool = False, restart: bool = False, into_existing: bool = False, verify: str = "sample",
+            sample_size: int = 1000, dry_run: bool = False, checkpoint: str | bool | None = None,
+            progress: Any = False, max_request_bytes: int = DEFAULT_REQUEST_BYTES, retries: int = 5,
+            backoff: float = 1.0, on_retry: Any = None) -> MigrationReport:
+    """Copy a collection, with its ids, vectors, metadata and documents, to another backend.
+
+    Parameters
+    ----------
+    source, target
+        URLs naming the collection with ``?collection=NAME`` (the target's name
+        defaults to the source's, mapped to a name the target can hold when needed);
+        or open ``Collection`` objects; or, for the target, a ``Client``.
+    batch_size
+        Records per batch; by default computed from the dimension so that a request
+        stays under ``max_request_bytes`` (batches are split further when large
+        metadata or documents would exceed it).
+    resume
+        Continue an interrupted run from its checkpoint.  Records it copied are not
+        written again (only its last batch may be, an idempotent upsert).
+    restart
+        Discard the checkpoint of an interrupted run and copy every record again.
+    into_existing
+        Allow upserting into a target collection that already holds records.
+    verify
+        ``"none"``, ``"count"``, ``"sample"`` (``sample_size`` random records compared
+        field by field) or ``"full"`` (every record).
+    dry_run
+        Plan, read every source record and check that the target could take it;
+        write nothing.  The report's ``plan`` lists any problem.
+    checkpoint
+        The checkpoint file; default ``.vecbridge/migrate-<hash>.json`` in the working
+        directory; ``False`` for none.  It is removed once the run has finished and
+        verified.
+    progress
+        ``True`` for a progress line on stderr, or a callable ``(phase, done, total)``.
+    retries, backoff
+        A backend error is retried ``retries`` times, waiting ``backoff`` seconds,
+        doubling each time (at most 30 s), with both sides reconnected.
+    on_retry
+        Called with a one-line message before each retry.
+
+    Returns
+    -------
+    MigrationReport
+
+    Raises
+    ------
+    MigrationError
+        The plan found problems (nothing was written), or a record cannot be written.
+    RetriesExhaustedError
+        A backend kept failing; the checkpoint allows ``resume=True``.
+    """
+    if resume and restart:
+        raise MigrationError("resume and restart exclude each other")
+    _check_mode(verify)
+    _positive(batch_size, "batch_size")
+    _positive(sample_size, "sample_size")
+    _positive(max_request_bytes, "max_request_bytes")
+    bar = make_progress(progress)
+    conns = Connections()
+    try:
+        src, tgt = Side(source, "source", conns), Side(target, "target", conns)
+        plan, state, cp = make_plan(src, tgt, batch_size=batch_size, max_request_bytes=max_request_bytes,
+                                    resume=resume, restart=restart, into_existing=into_existing, verify=verify,
+                                    checkpoint=False if dry_run and checkpoint is None else checkpoint)
+        report = MigrationReport(source=plan.source, target=plan.target, source_collection=plan.source_collection,
+                                 target_collection=plan.target_collection, mapped_from=plan.mapped_from,
+                                 records_total=plan.source_count, batch_size=plan.batch_size, plan=plan,
+                                 checkpoint=plan.checkpoint, resumed=plan.action == "resume",
+                                 notes=list(plan.notes))
+        if dry_run:
+            if not plan.problems:
+                _check_all(src, plan, bar)
+            report.dry_run = True
+            report.checkpoint = None
+            return report
+        if plan.problems:
+            raise MigrationError(plan.problems)
+
+        t0 = time.monotonic()
+        if not plan.target_exists:
+            client = tgt.client()
+            tgt.set_collection(client.create_collection(plan.target_collection, plan.dimension, plan.metric,
+                                                        plan.index or None))
+            state.created_target = True
+        if state.started == 0.0:
+            state.started = time.time()
+        state.status = "copying"
+        if cp is not None:
+            cp.save(state)
+        sampler = Reservoir(sample_size)
+        policy = RetryPolicy(retries=retries, backoff=backoff)
+        copier = Copier(src, tgt, state, batch_size=plan.batch_size, max_request_bytes=max_request_bytes,
+                        bytes_per_float=max(wire_bytes_per_float(src), wire_bytes_per_float(tgt)),
+                        checkpoint=cp, progress=bar, sampler=sampler,
+                        retry=policy, on_retry=on_retry)
+        try:
+            stats = copier.run()
+        except KeyboardInterrupt as exc:
+            where = (f"; the checkpoint {cp.path} is kept: run again with --resume to continue" if cp is not None
+                     else "")
+            raise MigrationInterrupted(f"interrupted with {state.position:,} of {state.source_count:,} records "
+                                       f"copied{where}") from exc
+        report.seconds = time.monotonic() - t0
+        report.records_copied = stats.copied
+        report.records_skipped = stats.skipped
+        report.retries = stats.retries
+        report.notes += stats.notes
+        report.records_per_second = stats.copied / report.seconds if report.seconds > 0 else 0.0
+        state.status = "copied"
+        if cp is not None:
+            cp.save(state)
+        if verify != "none":
+            # Records the target held before the copy may stay there (--into-existing).
+            extra = state.preexisting > 0
+            ids = sampler.ids if sampler.seen == state.position else None
+            report.verification = policy.call(
+                lambda: verify_collections(src.collection, tgt.collection, verify, batch_size=plan.batch_size,
+                                           sample_ids=ids, sample_size=sample_size, allow_extra=extra,
+                                           progress=bar),
+                reopen=(src, tgt), on_retry=on_retry)
+        if cp is not None and report.ok:
+            cp.remove()
+            report.checkpoint = None
+        elif cp is not None:
+            report.notes.append(f"the checkpoint {cp.path} is kept: --restart copies every record again")
+        return report
+    finally:
+        bar.finish()
+        conns.close()
+
+
+def verify(source: str | URL | Any, target: str | URL | Any, *, mode: str = "full", sample_size: int = 1000,
+           batch_size: int | None = None, progress: Any = False) -> VerificationResult:
+    """Compare the target collection with the source (``count``, ``sample`` or ``full``).
+
+    The target's collection name defaults to the source's (mapped as :func:`migrate`
+    maps it).  Nothing is written.
+    """
+    if _check_mode(mode) == "none":
+        raise MigrationError("verify needs a mode other than 'none'")
+    _positive(batch_size, "batch_size")
+    conns = Connections()
+    bar = make_progress(progress)
+    try:
+        src, tgt = Side(source, "source", conns), Side(target, "target", conns)
+        if src.name is None:
+            raise MigrationError(f"the source {src.display} names no collection: add '?collection=NAME' to its URL")
+        source_coll = src.collection
+        if not tgt.name_given:
+            tgt.name, _, problems = target_name(source_coll.name, tgt, tgt.client())
+            if problems:
+                raise MigrationError(problems)
+        bpf = max(wire_bytes_per_float(src), wire_bytes_per_float(tgt))
+        size = batch_size or rows_per_batch(int(source_coll.dimension), bpf, DEFAULT_REQUEST_BYTES)
+        return verify_collections(source_coll, tgt.collection, mode, batch_size=size, sample_size=sample_size,
+                                  progress=bar)
+    finally:
+        bar.finish()
+        conns.close()
+

@@ -1,0 +1,281 @@
+"""The pipelined copy: a reader thread scans the source while the writer upserts into the target.
+
+Between them a bounded queue holds at most ``depth`` batches, so memory stays flat
+however large the collection, and the copy runs near the speed of the slower
+side.  After every written batch the checkpoint is saved, by a background thread
+so that the writer does not wait for the disk (see :mod:`vecbridge.migrate.checkpoint`
+for what "resume" means and why a checkpoint never runs ahead of the target).
+
+A resumed run passes over the records copied already with an id-only scan (cheap:
+no vectors are read), checks that the last one it passes is the checkpoint's
+``last_id``, and fetches the remaining records by id.  When that check fails (the
+source changed, or its backend does not scan in a stable order) every record is
+copied again with upserts, which doubles nothing.
+
+A :class:`~vecbridge.BackendError` (a dropped connection, a restarting server) is
+retried a bounded number of times with exponential backoff: both sides are
+reconnected and the copy resumes in-process from its own state, exactly as
+``--resume`` would.  When the retries are spent the run stops with the checkpoint
+in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ..errors import BackendError, InvalidRecordError
+from ..types import INCLUDE_ALL, Record
+from .checkpoint import BackgroundSaver, Checkpoint, State
+from .endpoint import Side
+from .pipeline import Pipeline
+from .plan import check_records, record_bytes
+from .progress import Progress
+from .report import MigrationError, RetriesExhaustedError
+from .verify import Reservoir
+
+__all__ = ["Copier", "RetryPolicy"]
+
+ALL = list(INCLUDE_ALL)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``retries`` attempts after a failure, waiting ``backoff * 2**k`` seconds (at most ``max_wait``)."""
+
+    retries: int = 5
+    backoff: float = 1.0
+    max_wait: float = 30.0
+
+    def wait(self, attempt: int) -> float:
+        return float(min(self.backoff * 2 ** (attempt - 1), self.max_wait))
+
+    def call(self, fn: Callable[[], T], reopen: tuple[Side, ...] = (),
+             on_retry: Callable[[str], None] | None = None) -> T:
+        """``fn()``, called again from the start after a :class:`BackendError` (reads only)."""
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except BackendError as exc:
+                attempt += 1
+                if attempt > self.retries:
+                    raise
+                wait = self.wait(attempt)
+                if on_retry is not None:
+                    on_retry(f"{exc}; retry {attempt} of {self.retries} in {wait:g} s")
+                time.sleep(wait)
+                for side in reopen:
+                    side.reopen()
+
+
+# Items the reader hands to the writer.
+@dataclass
+class _Skip:
+    ids: list[str]
+
+
+@dataclass
+class _Write:
+    records: list[Record]
+
+
+@dataclass
+class _Columns:
+    """One request, in the shape ``upsert`` takes (built by the reader, so the writer only writes)."""
+
+    records: list[Record]
+    ids: list[str]
+    vectors: np.ndarray
+    metadatas: list[dict[str, Any]]
+    documents: list[str | None]
+
+    @classmethod
+    def of(cls, records: list[Record]) -> _Columns:
+        return cls(records, [r.id for r in records], np.stack([np.asarray(r.vector, dtype=np.float32) for r in records]),
+                   [r.metadata or {} for r in records], [r.document for r in records])
+
+
+@dataclass
+class _Restart:
+    reason: str
+
+
+@dataclass
+class _Stats:
+    copied: int = 0
+    skipped: int = 0
+    retries: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class Copier:
+    """Copy every record of ``src`` into ``tgt``, continuing from ``state``."""
+
+    def __init__(self, src: Side, tgt: Side, state: State, *, batch_size: int, max_request_bytes: int,
+                 bytes_per_float: int, checkpoint: Checkpoint | None, progress: Progress, sampler: Reservoir,
+                 retry: RetryPolicy = RetryPolicy(), depth: int = 2,
+                 on_retry: Callable[[str], None] | None = None):
+        self.src, self.tgt, self.state = src, tgt, state
+        self.batch_size = batch_size
+        self.budget = max_request_bytes
+        self.vector_bytes = state.dimension * bytes_per_float
+        self.checkpoint = checkpoint
+        self._saver: BackgroundSaver | None = None
+        self.progress = progress
+        self.sampler = sampler
+        self.retry = retry
+        self.depth = depth
+        self.on_retry = on_retry
+        # Records an earlier run copied, passed over here (zero again if the copy starts over).
+        self.stats = _Stats(skipped=state.position)
+
+    # -- the reader (runs in its own thread): scan, split, build the columns ------------------
+    def _items(self, source: Any, position: int, last_id: str | None) -> Iterator[_Skip | _Write | _Restart]:
+        size = self.batch_size
+        if position:
+            seen, aligned = 0, False
+            for batch in source.scan(batch_size=max(size, 1000), include=[]):
+                ids = [r.id for r in batch]
+                if seen < position:
+                    take = min(len(ids), position - seen)
+                    yield _Skip(ids[:take])
+                    seen += take
+                    if seen == position:
+                        aligned = ids[take - 1] == last_id
+                        if not aligned:
+                            break
+                    ids = ids[take:]
+                for i in range(0, len(ids), size):  # after the copied prefix: fetch whole records by id
+                    chunk = ids[i:i + size]
+                    yield _Write(source.get(ids=chunk, include=ALL))
+            if aligned:
+                return
+            yield _Restart(f"the source's scan order differs from the interrupted run's (the record at position "
+                           f"{position:,} is no longer {last_id!r}): every record is copied again (upserts)")
+        for batch in source.scan(batch_size=size, include=ALL):
+            yield _Write(batch)
+
+    def _chunks(self, records: list[Record]) -> Iterator[list[Record]]:
+        """Split a batch so that no request exceeds the byte budget (large documents, metadata)."""
+        if not records:
+            return
+        whole = (len(records) * (self.vector_bytes + 64) + sum(len(r.id) * 4 for r in records)
+                 + len(json.dumps([r.metadata for r in records]))
+                 + sum(len(r.document.encode("utf-8")) for r in records if r.document))
+        if whole <= self.budget:
+            yield records
+            return
+        out: list[Record] = []
+        size = 0
+        for r in records:
+            n = record_bytes(r, self.vector_bytes)
+            if out and size + n > self.budget:
+                yield out
+                out, size = [], 0
+            out.append(r)
+            size += n
+        if out:
+            yield out
+
+    def _split(self, items: Iterator[_Skip | _Write | _Restart]) -> Iterator[_Skip | _Columns | _Restart]:
+        for item in items:
+            if isinstance(item, _Write):
+                for chunk in self._chunks(item.records):
+                    yield _Columns.of(chunk)
+            else:
+                yield item
+
+    # -- the writer (runs in the calling thread) ------------------------------------------
+    def _write(self, target: Any, cols: _Columns) -> None:
+        """Upsert one request's worth of records, then save the checkpoint."""
+        state = self.state
+        ids = cols.ids
+        try:
+            target.upsert(ids, cols.vectors, cols.metadatas, cols.documents)
+        except InvalidRecordError as exc:
+            why = check_records(cols.records, state.dimension, state.metric) or str(exc)
+            raise MigrationError(f"{why}; nothing of that batch was written, {state.position:,} records are "
+                                 "copied (the checkpoint is kept)") from exc
+        state.position += len(ids)
+        state.last_id = ids[-1]
+        state.copied += len(ids)
+        self.stats.copied += len(ids)
+        if self._saver is not None:
+            self._saver.submit(state)
+        self.sampler.add(ids)
+        self.progress.advance(len(ids))
+
+    def _attempt(self) -> None:
+        state = self.state
+        source, target = self.src.collection, self.tgt.collection
+        self.progress.start("copy", state.source_count, 0)
+        pos = 0  # scan position of the next skipped id
+        with Pipeline(self._split(self._items(source, state.position, state.last_id)), depth=self.depth) as items:
+            for item in items:
+                if isinstance(item, _Columns):
+                    self._write(target, item)
+                elif isinstance(item, _Skip):
+                    # After an in-process retry the sample has seen these ids already.
+                    fresh = max(0, self.sampler.seen - pos)
+                    self.sampler.add(item.ids[fresh:])
+                    pos += len(item.ids)
+                    self.progress.skip(len(item.ids))
+                else:
+                    self.stats.notes.append(item.reason)
+                    self.stats.skipped = 0
+                    self.sampler.reset()
+                    state.position, state.last_id = 0, None
+                    self.progress.start("copy", state.source_count, 0)
+        self.progress.finish()
+
+    def run(self) -> _Stats:
+        """Copy until done, retrying transient backend errors; return what was done.
+
+        The checkpoint is saved after every written batch, in a background thread;
+        when ``run`` returns or raises, the newest state is on disk.
+        """
+        saver = self._saver = BackgroundSaver(self.checkpoint) if self.checkpoint is not None else None
+        try:
+            stats = self._run()
+        except BaseException:
+            if saver is not None:
+                with contextlib.suppress(Exception):  # the first error is the one to report
+                    saver.close()
+            raise
+        if saver is not None:
+            saver.close()
+        return stats
+
+    def _run(self) -> _Stats:
+        failures = 0
+        while True:
+            before = self.state.position
+            try:
+                self._attempt()
+                return self.stats
+            except BackendError as exc:
+                self.progress.finish()
+                if self.state.position > before:
+                    failures = 0  # progress since the last failure: a new incident
+                failures += 1
+                if failures > self.retry.retries:
+                    raise RetriesExhaustedError(
+                        f"{exc} (gave up after {self.retry.retries} retries; {self.state.position:,} of "
+                        f"{self.state.source_count:,} records are copied" +
+                        (f", the checkpoint {self.checkpoint.path} is kept: run again with --resume to continue)"
+                         if self.checkpoint is not None else ")")) from exc
+                wait = self.retry.wait(failures)
+                self.stats.retries += 1
+                if self.on_retry is not None:
+                    self.on_retry(f"{exc}; retry {failures} of {self.retry.retries} in {wait:g} s")
+                time.sleep(wait)
+                self.src.reopen()
+                self.tgt.reopen()

@@ -1,0 +1,267 @@
+"""Plan a migration before anything is written: names, shapes, batch size, checkpoint.
+
+The planner reads the source's dimension, metric and count and looks at the
+target: it picks the target collection's name (mapping a name the target backend
+cannot hold to one it can), checks an existing target's dimension and metric,
+decides between creating, resuming and writing into an existing collection, and
+sizes the batches.  Whatever would stop the copy half-way is found here, before any
+write, and listed in ``Plan.problems`` with what and why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import CollectionNotFoundError, InvalidRecordError, InvalidURLError
+from ..types import INCLUDE_ALL, METRICS, Record
+from ..validation import PORTABLE_NAME, PORTABLE_RULE, validate_batch
+from .checkpoint import Checkpoint, State, default_path
+from .endpoint import Side
+from .report import Plan
+
+__all__ = [
+    "DEFAULT_REQUEST_BYTES",
+    "MAX_ROWS",
+    "check_records",
+    "make_plan",
+    "map_name",
+    "record_bytes",
+    "rows_per_batch",
+    "wire_bytes_per_float",
+]
+
+#: Bytes one request may carry: half of gRPC's default 4 MiB message limit, leaving room
+#: for the protocol's own overhead and for records larger than the estimate.
+DEFAULT_REQUEST_BYTES = 2 * 1024 * 1024
+#: Rows per batch at most, whatever the dimension (Chroma refuses batches above ~5,461).
+MAX_ROWS = 5000
+#: Records validated against the target before the copy starts.
+PREFLIGHT_SAMPLE = 100
+_FIXED_OVERHEAD = 64  # per record: field tags, lengths, separators
+
+
+def wire_bytes_per_float(side: Side) -> int:
+    """The bytes one vector component takes in a request to ``side``.
+
+    Embedded engines and gRPC (Milvus, Qdrant over gRPC) carry packed float32;
+    the JSON of HTTP APIs spends up to ~20 characters per component.
+    """
+    url = side.url
+    if url is None or url.host is None:
+        return 4
+    if url.scheme == "milvus" or (url.scheme == "qdrant" and url.driver == "grpc"):
+        return 4
+    if url.scheme in ("pgvector", "postgresql"):
+        return 12  # text or binary form; PostgreSQL has no small message limit
+    return 20
+
+
+def record_bytes(record: Record, vector_bytes: int) -> int:
+    """An estimate of the bytes ``record`` takes in a write request."""
+    meta = record.metadata
+    size = vector_bytes + _FIXED_OVERHEAD + len(record.id.encode("utf-8"))
+    if meta:
+        size += len(json.dumps(meta, ensure_ascii=False).encode("utf-8"))
+    if record.document:
+        size += len(record.document.encode("utf-8"))
+    return size
+
+
+def rows_per_batch(dimension: int, bytes_per_float: int, budget: int, sample: Sequence[Record] = ()) -> int:
+    """Rows that fit in ``budget`` bytes, from the dimension and the mean size of ``sample``'s other fields."""
+    vector_bytes = dimension * bytes_per_float
+    if sample:
+        mean = sum(record_bytes(r, vector_bytes) for r in sample) / len(sample)
+    else:
+        mean = vector_bytes + _FIXED_OVERHEAD
+    return int(max(1, min(MAX_ROWS, budget // max(mean, 1))))
+
+
+def map_name(name: str, pattern: re.Pattern[str] = PORTABLE_NAME) -> str | None:
+    """A name that ``pattern`` accepts, derived from ``name``; ``None`` when none is found.
+
+    Characters outside ``[A-Za-z0-9_]`` become ``_``; a name not starting with a
+    letter gets a ``c_`` prefix; a name too long is cut and given a short hash of
+    the original so that two long names do not collide.
+    """
+    if pattern.fullmatch(name):
+        return name
+    digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
+    s = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    if not s or not s[0].isalpha():
+        s = "c_" + s
+    s = s.rstrip("_") or "c"
+    if len(s) > 63:
+        s = s[:54].rstrip("_") + "_" + digest
+    if len(s) < 3:
+        s = s + "_" + digest[:4]
+    for candidate in (s, s.lower(), s.lower()[:30].rstrip("_") + "_" + digest):
+        if pattern.fullmatch(candidate):
+            return candidate
+    return None
+
+
+def _location(side: Side) -> str:
+    """The side as a checkpoint key: redacted URL with the collection as given."""
+    if side.url is not None:
+        return side.url.render()
+    return f"{side.display}?collection={side.name or ''}"
+
+
+def check_records(records: Sequence[Record], dimension: int, metric: str) -> str | None:
+    """Why ``records`` cannot be written to a collection of this shape, naming the record; or ``None``."""
+    if not records:
+        return None
+    try:
+        vectors = np.stack([np.asarray(r.vector, dtype=np.float32) for r in records])
+        validate_batch([r.id for r in records], vectors, [r.metadata or {} for r in records],
+                       [r.document for r in records], dimension=dimension, metric=metric)
+        return None
+    except (InvalidRecordError, ValueError) as exc:
+        for r in records:  # find the first record at fault, to name it
+            try:
+                validate_batch([r.id], np.asarray(r.vector, dtype=np.float32).reshape(1, -1), [r.metadata or {}],
+                               [r.document], dimension=dimension, metric=metric)
+            except (InvalidRecordError, ValueError) as one:
+                reason = re.sub(r"^(metadatas|documents|vectors|ids)\[0\]", r"its \1", str(one))
+                return f"record {r.id!r} cannot be written to the target: {reason}"
+        return f"the records cannot be written to the target: {exc}"
+
+
+def target_name(src_name: str, tgt: Side, client: Any) -> tuple[str, str | None, list[str]]:
+    """(name, mapped_from, problems) for the target collection."""
+    pattern = getattr(client, "name_pattern", PORTABLE_NAME)
+    rule = getattr(client, "name_rule", PORTABLE_RULE)
+    backend = getattr(client, "backend_name", tgt.backend)
+    if tgt.name_given:
+        assert tgt.name is not None
+        return tgt.name, None, []
+    mapped = map_name(src_name, pattern)
+    if mapped is None:
+        why = (f"the {backend} target cannot hold the collection name {src_name!r} (names are {rule}) "
+               "and no name could be derived: add '?collection=NAME' to the target URL")
+        return src_name, None, [why]
+    return mapped, (src_name if mapped != src_name else None), []
+
+
+def make_plan(src: Side, tgt: Side, *, batch_size: int | None, max_request_bytes: int, resume: bool,
+              restart: bool, into_existing: bool, verify: str,
+              checkpoint: str | None | bool) -> tuple[Plan, State, Checkpoint | None]:
+    """Look at both sides and decide; raise only when the source cannot be read at all."""
+    if src.name is None:
+        raise InvalidURLError(f"the source {src.display} names no collection: add '?collection=NAME' to its URL")
+    source = src.collection
+    dimension, metric, count = int(source.dimension), str(source.metric), int(source.count())
+    given = tgt.given_collection
+    client = getattr(given, "_client", None) if given is not None else tgt.client()
+    name, mapped_from, problems = target_name(source.name, tgt, client)
+    tgt.name = name
+    notes: list[str] = []
+    index = dict(getattr(source, "index", None) or {})
+    if index.get("type") not in getattr(client, "index_types", ()):
+        index = {}  # the target's default index
+    plan = Plan(source=src.display, target=tgt.display, source_collection=source.name, target_collection=name,
+                dimension=dimension, metric=metric, source_count=count, index=index, mapped_from=mapped_from,
+                verify=verify, problems=problems, notes=notes, max_request_bytes=max_request_bytes)
+
+    # The target collection: absent (create it) or present (it must match).
+    target = given
+    if target is None and client is not None and not problems:
+        try:
+            target = client.get_collection(name)
+        except CollectionNotFoundError:
+            target = None
+    backend = getattr(client, "backend_name", tgt.backend)
+    if target is not None:
+        tgt.set_collection(target)
+        plan.target_exists = True
+        plan.target_count = int(target.count())
+        if src.same_database(tgt) and target.name == source.name:
+            problems.append("the source and the target are the same collection")
+        if int(target.dimension) != dimension:
+            problems.append(f"the target collection {name!r} exists with dimension {target.dimension}, "
+                            f"the source's is {dimension}")
+        if str(target.metric) != metric:
+            problems.append(f"the target collection {name!r} exists with metric {target.metric!r}, "
+                            f"the source's is {metric!r}")
+    elif not problems:
+        pattern = getattr(client, "name_pattern", PORTABLE_NAME)
+        if not pattern.fullmatch(name):
+            problems.append(f"the {backend} target cannot hold the collection name {name!r}: names are "
+                            f"{getattr(client, 'name_rule', PORTABLE_RULE)}")
+        metrics = getattr(client, "metrics", METRICS)
+        if metric not in metrics:
+            problems.append(f"the {backend} target has no {metric!r} metric (it offers {', '.join(metrics)}): "
+                            "the source's scores could not be kept")
+        max_dim = getattr(client, "max_dimension", None)
+        if max_dim is not None and dimension > int(max_dim):
+            problems.append(f"the {backend} target holds vectors of at most {max_dim} dimensions, "
+                            f"the source's have {dimension}")
+    if tgt.in_memory:
+        notes.append("the target is an in-memory database: the copy is gone when this process ends")
+
+    # Batch size: rows from the dimension and the byte budget, unless given.
+    sample = source.get(limit=min(PREFLIGHT_SAMPLE, count), include=list(INCLUDE_ALL)) if count else []
+    bpf = max(wire_bytes_per_float(src), wire_bytes_per_float(tgt))
+    if batch_size:
+        plan.batch_size, plan.batch_rule = int(batch_size), "as given"
+    else:
+        plan.batch_size = rows_per_batch(dimension, bpf, max_request_bytes, sample)
+        plan.batch_rule = (f"{max_request_bytes / 2**20:g} MiB per request, {dimension} floats x {bpf} bytes "
+                           f"plus ids, metadata and documents per record")
+    why = check_records(sample, dimension, metric)
+    if why:
+        problems.append(why)
+
+    # Checkpoint and what to do with records already in the target.
+    cp = None
+    if checkpoint is not False:
+        path = checkpoint if isinstance(checkpoint, str) else default_path(_location(src), _location(tgt))
+        cp = Checkpoint(path)
+        plan.checkpoint = str(cp.path)
+    saved = cp.load() if cp is not None else None
+    state = State(source=src.display, target=tgt.display, source_collection=source.name, target_collection=name,
+                  dimension=dimension, metric=metric, source_count=count)
+    if saved is not None and (saved.source_collection, saved.target_collection) != (source.name, name):
+        problems.append(f"the checkpoint {plan.checkpoint} belongs to another migration "
+                        f"({saved.source_collection!r} -> {saved.target_collection!r}): pass another --checkpoint")
+        saved = None
+    if saved is not None and not resume and not restart:
+        problems.append(f"an interrupted migration left the checkpoint {plan.checkpoint} ({saved.position:,} of "
+                        f"{saved.source_count:,} records copied): pass --resume to continue it or --restart "
+                        "to copy everything again")
+    if saved is not None and restart:
+        state.created_target = saved.created_target and target is not None
+        notes.append("--restart: the checkpoint is discarded and every record is copied again (upserts)")
+    elif saved is not None and resume:
+        state = saved
+        state.created_target = saved.created_target and target is not None
+        if target is None and saved.position:
+            notes.append("the target collection of the interrupted run is gone: copying everything again")
+            state.position, state.last_id = 0, None
+        elif saved.source_count != count or saved.dimension != dimension:
+            notes.append(f"the source changed since the interrupted run ({saved.source_count:,} records then, "
+                         f"{count:,} now): copying every record again (upserts: nothing is doubled)")
+            state.position, state.last_id = 0, None
+        elif saved.created_target and plan.target_count < saved.position:
+            notes.append(f"the target holds {plan.target_count:,} records, fewer than the {saved.position:,} the "
+                         "checkpoint counts: copying every record again")
+            state.position, state.last_id = 0, None
+        state.source_count = count
+        plan.action, plan.resume_from = "resume", state.position
+    elif resume:
+        notes.append("--resume: no checkpoint found, so the copy starts at the first record")
+    if saved is None and target is not None and plan.target_count:
+        state.preexisting = plan.target_count  # held before this migration: may stay beside the copy
+    if target is not None and plan.action != "resume":
+        plan.action = "write into existing"
+        if plan.target_count and not (resume or into_existing or state.created_target):
+            problems.append(f"the target collection {name!r} already holds {plan.target_count:,} records: pass "
+                            "--into-existing to upsert into it, or --resume to continue an interrupted migration")
+    return plan, state, cp

@@ -1,0 +1,234 @@
+"""What a migration did and what its verification found: plain dataclasses, ``to_dict()`` for ``--json``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import BackendError, VecbridgeError
+
+__all__ = [
+    "VERIFY_MODES",
+    "MigrationError",
+    "MigrationInterrupted",
+    "MigrationReport",
+    "Mismatch",
+    "Plan",
+    "RetriesExhaustedError",
+    "VerificationResult",
+]
+
+#: Verification modes, cheapest first.
+VERIFY_MODES = ("none", "count", "sample", "full")
+
+
+class MigrationError(VecbridgeError, ValueError):
+    """The migration was refused before anything was written (or cannot go on as asked).
+
+    ``problems`` lists every reason found, one sentence each.
+    """
+
+    def __init__(self, problems: str | list[str]):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+@dataclass
+class Mismatch:
+    """One difference between a source record and the target's."""
+
+    id: str
+    field: str  # "missing", "vector", "metadata", "document", "count"
+    detail: str
+
+
+@dataclass
+class VerificationResult:
+    """The outcome of comparing the target with the source.
+
+    ``checked`` is the number of records compared field by field (0 for ``count``);
+    ``mismatches`` holds the first differences found (at most ``limit``), and
+    ``mismatch_count`` how many there were in all.
+    """
+
+    mode: str
+    ok: bool = True
+    checked: int = 0
+    source_count: int = 0
+    target_count: int = 0
+    mismatches: list[Mismatch] = field(default_factory=list)
+    mismatch_count: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    limit: int = 100
+
+    def add(self, mismatch: Mismatch) -> None:
+        self.ok = False
+        self.mismatch_count += 1
+        if len(self.mismatches) < self.limit:
+            self.mismatches.append(mismatch)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("limit")
+        return out
+
+    def summary(self) -> str:
+        counts = f"source {self.source_count:,} records, target {self.target_count:,}"
+        what = f"{self.checked:,} records compared field by field, " if self.mode in ("sample", "full") else ""
+        if self.ok:
+            return f"verification ({self.mode}): ok - {what}{counts}"
+        return f"verification ({self.mode}): FAILED - {self.mismatch_count:,} difference(s); {what}{counts}"
+
+
+@dataclass
+class Plan:
+    """What a migration will do, decided before anything is written."""
+
+    source: str  # redacted URL (or description of an object given)
+    target: str
+    source_collection: str
+    target_collection: str
+    dimension: int
+    metric: str
+    source_count: int
+    index: dict[str, Any] = field(default_factory=dict)
+    mapped_from: str | None = None  # the source's name when the target cannot hold it
+    target_exists: bool = False
+    target_count: int = 0
+    action: str = "create"  # "create", "write into existing", "resume"
+    resume_from: int = 0
+    batch_size: int = 0
+    batch_rule: str = ""
+    max_request_bytes: int = 0
+    checkpoint: str | None = None
+    verify: str = "sample"
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> list[str]:
+        """The plan as lines of text for people."""
+        name = self.target_collection
+        if self.mapped_from:
+            name += f" (mapped from {self.mapped_from!r}: the target cannot hold that name)"
+        lines = [
+            f"source:     {self.source}",
+            (f"            collection {self.source_collection!r}: {self.source_count:,} records, "
+             f"dimension {self.dimension}, metric {self.metric}"),
+            f"target:     {self.target}",
+            f"            collection {name}",
+        ]
+        if self.action == "create":
+            index = self.index.get("type", "default")
+            lines.append(f"action:     create the target collection (dimension {self.dimension}, metric {self.metric}, "
+                         f"index {index}) and copy {self.source_count:,} records")
+        elif self.action == "resume":
+            lines.append(f"action:     resume: {self.resume_from:,} records are copied already, "
+                         f"{max(self.source_count - self.resume_from, 0):,} to go")
+        else:
+            lines.append(f"action:     upsert {self.source_count:,} records into the existing collection, "
+                         f"which holds {self.target_count:,}")
+        lines.append(f"batches:    {self.batch_size:,} records ({self.batch_rule})")
+        lines.append(f"checkpoint: {self.checkpoint or 'none'}")
+        lines.append(f"verify:     {self.verify}")
+        lines += [f"note:       {n}" for n in self.notes]
+        lines += [f"PROBLEM:    {p}" for p in self.problems]
+        return lines
+
+
+@dataclass
+class MigrationReport:
+    """The result of :func:`vecbridge.migrate`.
+
+    Attributes
+    ----------
+    source, target
+        The URLs, with passwords and api keys shown as ``***``.
+    source_collection, target_collection
+        The collection names; ``mapped_from`` is the source's name when the target
+        could not hold it and the tool chose ``target_collection`` instead.
+    records_copied
+        Records written by this run.
+    records_skipped
+        Records not written again because an earlier, interrupted run had copied
+        them (``--resume``).
+    records_total
+        Records in the source when the run began.
+    seconds, records_per_second
+        Wall time of the copy (without verification) and ``records_copied / seconds``.
+    verification
+        What was compared and what differed (``None`` with ``verify="none"`` or a dry run).
+    """
+
+    source: str
+    target: str
+    source_collection: str
+    target_collection: str
+    mapped_from: str | None = None
+    records_copied: int = 0
+    records_skipped: int = 0
+    records_total: int = 0
+    seconds: float = 0.0
+    records_per_second: float = 0.0
+    batch_size: int = 0
+    resumed: bool = False
+    retries: int = 0
+    dry_run: bool = False
+    checkpoint: str | None = None
+    verification: VerificationResult | None = None
+    plan: Plan | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True unless the plan found problems or verification found differences."""
+        if self.plan is not None and self.plan.problems:
+            return False
+        return self.verification is None or self.verification.ok
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (URLs redacted)."""
+        out = asdict(self)
+        if self.verification is not None:
+            out["verification"] = self.verification.to_dict()
+        out["ok"] = self.ok
+        return out
+
+    def summary(self) -> list[str]:
+        """The report as lines of text for people."""
+        if self.dry_run:
+            return (self.plan.describe() if self.plan else []) + ["dry run: nothing was written"]
+        name = repr(self.target_collection) + (f" (mapped from {self.mapped_from!r})" if self.mapped_from else "")
+        lines = [(f"copied {self.records_copied:,} records in {self.seconds:.2f} s "
+                  f"({self.records_per_second:,.0f} records/s)"),
+                 f"  from {self.source} collection {self.source_collection!r}",
+                 f"  to   {self.target} collection {name}"]
+        if self.records_skipped:
+            lines.append(f"  skipped {self.records_skipped:,} records copied by the interrupted run (resumed)")
+        if self.retries:
+            lines.append(f"  recovered from {self.retries} transient error(s)")
+        lines += [f"  note: {n}" for n in self.notes]
+        if self.verification is not None:
+            lines.append(self.verification.summary())
+            for m in self.verification.mismatches[:20]:
+                lines.append(f"  {m.id!r}: {m.field}: {m.detail}")
+            more = self.verification.mismatch_count - min(20, len(self.verification.mismatches))
+            if more > 0:
+                lines.append(f"  ... and {more:,} more")
+        else:
+            lines.append("verification: none")
+        return lines
+
+    def __str__(self) -> str:
+        return "\n".join(self.summary())
+
+
+class RetriesExhaustedError(BackendError):
+    """A backend kept failing after every retry; the checkpoint allows ``--resume``."""
+
+
+class MigrationInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM in the command) stopped the copy; the message says how far it got."""

@@ -1,0 +1,196 @@
+"""Compare a target collection with its source: ``count``, ``sample`` or ``full``.
+
+``count`` compares the numbers of records.  ``sample`` also compares, field by
+field, records whose ids were drawn uniformly at random from the source (during
+the copy, at no extra cost, or by an id-only scan).  ``full`` compares every
+record, streamed in batches: the source is scanned, the same ids are fetched from
+the target.  Vectors must agree within float32 rounding (1e-6 of the vector's
+largest component); metadata values must have the same types and values (``1`` is
+not ``1.0``, ``True`` is not ``1``); documents must be equal, ``None`` included.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..types import INCLUDE_ALL, Record
+from .pipeline import Pipeline
+from .progress import Progress
+from .report import Mismatch, VerificationResult
+
+__all__ = ["VECTOR_RTOL", "Reservoir", "compare", "verify_collections"]
+
+#: Vectors match when every component differs by at most this much of the largest one.
+VECTOR_RTOL = 1e-6
+ALL = list(INCLUDE_ALL)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    kind = "bool" if isinstance(value, bool) else type(value).__name__
+    return f"{text} ({kind})"
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values of the same types, also inside dicts and lists (``1 == 1.0`` is not enough)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+def _vector_difference(a: Any, b: Any) -> str | None:
+    if a is None or b is None:
+        return None if a is None and b is None else f"{'source' if a is None else 'target'} has no vector"
+    va, vb = np.asarray(a, dtype=np.float32).ravel(), np.asarray(b, dtype=np.float32).ravel()
+    if va.shape != vb.shape:
+        return f"dimension {va.shape[0]} != {vb.shape[0]}"
+    if np.array_equal(va, vb):
+        return None
+    scale = float(max(np.abs(va).max(initial=0.0), np.abs(vb).max(initial=0.0)))
+    diff = np.abs(va.astype(np.float64) - vb.astype(np.float64))
+    bad = diff > VECTOR_RTOL * scale
+    if not bad.any():
+        return None
+    i = int(np.argmax(diff))
+    return (f"{int(bad.sum())} of {va.shape[0]} components differ; largest at [{i}]: "
+            f"{float(va[i])!r} != {float(vb[i])!r}")
+
+
+def compare(src: Record, tgt: Record | None) -> list[Mismatch]:
+    """The differences between a source record and the target's record of the same id."""
+    if tgt is None:
+        return [Mismatch(src.id, "missing", "not in the target")]
+    out = []
+    vec = _vector_difference(src.vector, tgt.vector)
+    if vec:
+        out.append(Mismatch(src.id, "vector", vec))
+    ma, mb = src.metadata or {}, tgt.metadata or {}
+    if not _same(ma, mb):
+        parts = []
+        for key in sorted(set(ma) | set(mb)):
+            if key not in mb:
+                parts.append(f"{key!r} missing in the target")
+            elif key not in ma:
+                parts.append(f"{key!r} only in the target")
+            elif not _same(ma[key], mb[key]):
+                parts.append(f"{key!r}: {_show(ma[key])} != {_show(mb[key])}")
+        out.append(Mismatch(src.id, "metadata", "; ".join(parts)))
+    if src.document != tgt.document or type(src.document) is not type(tgt.document):
+        out.append(Mismatch(src.id, "document", f"{_show(src.document)} != {_show(tgt.document)}"))
+    return out
+
+
+class Reservoir:
+    """A uniform random sample of ``size`` ids from a stream of ids (Vitter's algorithm R)."""
+
+    def __init__(self, size: int, seed: int | None = None):
+        self.size = size
+        self.seen = 0
+        self.ids: list[str] = []
+        self._seed = seed
+        self._rng = random.Random(seed)
+
+    def reset(self) -> None:
+        """Forget every id seen."""
+        self.seen = 0
+        self.ids = []
+        self._rng = random.Random(self._seed)
+
+    def add(self, ids: Iterable[str]) -> None:
+        size, rng = self.size, self._rng
+        for id_ in ids:
+            self.seen += 1
+            if len(self.ids) < size:
+                self.ids.append(id_)
+            else:
+                j = rng.randrange(self.seen)
+                if j < size:
+                    self.ids[j] = id_
+
+
+def _chunks(seq: Sequence[str], n: int) -> Iterable[Sequence[str]]:
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+def _compare_ids(source: Any, target: Any, ids: Sequence[str], result: VerificationResult) -> None:
+    src = {r.id: r for r in source.get(ids=list(ids), include=ALL)}
+    tgt = {r.id: r for r in target.get(ids=list(ids), include=ALL)}
+    for id_ in ids:
+        if id_ not in src:
+            result.notes.append(f"{id_!r} left the source during verification")
+            continue
+        result.checked += 1
+        for m in compare(src[id_], tgt.get(id_)):
+            result.add(m)
+
+
+def verify_collections(source: Any, target: Any, mode: str, *, batch_size: int = 500,
+                       sample_ids: Sequence[str] | None = None, sample_size: int = 1000,
+                       allow_extra: bool = False, progress: Progress | None = None,
+                       seed: int | None = None) -> VerificationResult:
+    """Compare ``target`` with ``source`` in ``mode`` (``count``, ``sample`` or ``full``).
+
+    Parameters
+    ----------
+    sample_ids
+        For ``sample``: the ids to compare; drawn by an id-only scan of the source when ``None``.
+    allow_extra
+        The target held records before the copy (``--into-existing``): it may hold more than the source.
+    """
+    t0 = time.monotonic()
+    result = VerificationResult(mode=mode)
+    result.source_count = source.count()
+    result.target_count = target.count()
+    if result.target_count != result.source_count:
+        if allow_extra and result.target_count > result.source_count:
+            result.notes.append(f"the target holds {result.target_count - result.source_count:,} records more "
+                                "than the source (it held records before the copy)")
+        else:
+            result.add(Mismatch("", "count", f"the source holds {result.source_count:,} records, "
+                                             f"the target {result.target_count:,}"))
+    step: Callable[[int], None] = progress.advance if progress is not None else (lambda n: None)
+    if mode == "sample":
+        if sample_ids is None:
+            pool = Reservoir(sample_size, seed)
+            for batch in source.scan(batch_size=max(batch_size, 1000), include=[]):
+                pool.add(r.id for r in batch)
+            sample_ids = pool.ids
+        if progress is not None:
+            progress.start("verify", len(sample_ids))
+        for chunk in _chunks(list(sample_ids), batch_size):
+            _compare_ids(source, target, chunk, result)
+            step(len(chunk))
+    elif mode == "full":
+        if progress is not None:
+            progress.start("verify", result.source_count)
+
+        def pairs() -> Iterable[tuple[list[Record], list[Record]]]:
+            for batch in source.scan(batch_size=batch_size, include=ALL):
+                yield batch, target.get(ids=[r.id for r in batch], include=ALL)
+
+        # The source scan and the target lookups of the next batch run while this one is compared.
+        with Pipeline(pairs(), depth=2, name="vecbridge-verify") as items:
+            for src_batch, tgt_batch in items:
+                found = {r.id: r for r in tgt_batch}
+                for rec in src_batch:
+                    result.checked += 1
+                    for m in compare(rec, found.get(rec.id)):
+                        result.add(m)
+                step(len(src_batch))
+    elif mode != "count":
+        raise ValueError(f"unknown verification mode {mode!r}")
+    if progress is not None:
+        progress.finish()
+    result.seconds = time.monotonic() - t0
+    return result
