@@ -43,14 +43,27 @@ def _engine(start: Callable[[], Any], family: str) -> Iterator[str]:
         yield engine.url
 
 
+@contextlib.contextmanager
+def _pgvector_embedded() -> Iterator[str]:
+    """A folder for pgvector:///path; the embedded server is stopped before the folder goes."""
+    with _folder("pgvector:///{dir}/pg") as url:
+        try:
+            yield url
+        finally:
+            from vecbridge.backends.pgvector import stop_embedded
+
+            stop_embedded(url[len("pgvector:///"):])
+
+
 # name: (backend module, persistent, URL context factory)
 BACKENDS: dict[str, tuple[str, bool, Callable[[], Any]]] = {
     "faiss-memory": ("faiss", False, lambda: _fixed("faiss://")),
     "faiss-disk": ("faiss", True, lambda: _folder("faiss:///{dir}/faiss")),
     "chroma-server": ("chroma", True, lambda: _engine(engines.chroma_server, "chroma")),
     "chroma-embedded": ("chroma", True, lambda: _folder("chroma:///{dir}/chroma")),
+    "chroma-memory": ("chroma", False, lambda: _fixed("chroma://")),
     "pgvector-server": ("pgvector", True, lambda: _engine(engines.postgres_server, "pgvector")),
-    "pgvector-embedded": ("pgvector", True, lambda: _folder("pgvector:///{dir}/pg")),
+    "pgvector-embedded": ("pgvector", True, _pgvector_embedded),
     "milvus-server": ("milvus", True, lambda: _engine(engines.milvus_server, "milvus")),
     "milvus-lite": ("milvus", True, lambda: _folder("milvus:///{dir}/milvus.db")),
     "qdrant-memory": ("qdrant", False, lambda: _fixed("qdrant://")),

@@ -1,0 +1,253 @@
+"""``chroma://`` URLs: a Chroma server, or chromadb's embedded engine.
+
+=================================  ===================================================
+``chroma://host:8000``             a Chroma server over HTTP (port 8000 if none given)
+``chroma+https://host``            over HTTPS (port 443 if none given)
+``chroma:///rel/path``             embedded, persistent, in that folder
+``chroma:////abs/path``            (``chroma:///`` + an absolute path)
+``chroma://``                      embedded, in memory, private to the client
+=================================  ===================================================
+
+Options (query parameters or keyword arguments): ``tenant``, ``database``; for a
+server also ``token`` (sent as ``Authorization: Bearer …``, or in the header named by
+``token_header``, e.g. ``X-Chroma-Token``), ``api_key`` (Chroma Cloud: sent as
+``X-Chroma-Token``), ``headers`` (a dict of extra HTTP headers) and ``ssl_verify``; a
+``user:password@`` in the URL is sent as HTTP basic auth.
+Secrets never appear in a repr, a log line or an error message.
+
+chromadb keeps one in-memory engine per process, shared by every ``EphemeralClient``:
+each ``chroma://`` client therefore works in a database of its own (``vb_mem_…``) in
+that engine, created on connect and dropped on ``close()``, so that two ``chroma://``
+clients never see each other's collections.  (A ``database=`` option picks a named,
+shared database instead, which is kept.)
+
+Collections are created without an embedding function (vecbridge always passes
+vectors; Chroma's default one would download a model), with the HNSW index Chroma
+offers -- it has no exact index, so ``{"type": "flat"}`` is refused -- and with
+``vecbridge_dimension``/``vecbridge_metric`` in their metadata.  A collection made by
+another tool opens too: its metric comes from its configuration, its dimension from its
+data.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import uuid
+from typing import Any
+
+import chromadb
+from chromadb.config import Settings
+from chromadb.errors import NotFoundError, UniqueConstraintError
+
+from ...base import BaseClient, native_errors
+from ...errors import BackendError, CollectionExistsError, InvalidURLError, UnsupportedFeatureError
+from ...url import URL
+from .collection import ChromaCollection
+
+#: Chroma's own rule for collection names: any name outside it cannot exist there.
+CHROMA_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]")
+FORMAT_KEY, DIMENSION_KEY, METRIC_KEY = "vecbridge_format", "vecbridge_dimension", "vecbridge_metric"
+FORMAT = 1
+_HNSW_NAMES = {"m": "max_neighbors", "ef_construction": "ef_construction", "ef_search": "ef_search"}
+_SERVER_OPTIONS = {"tenant", "database", "token", "api_key", "token_header", "headers", "ssl_verify"}
+_LOCAL_OPTIONS = {"tenant", "database"}
+
+
+def _settings() -> Settings:
+    # no telemetry: nothing leaves the machine, and nothing waits on a network here
+    return Settings(anonymized_telemetry=False)
+
+
+_admin: Any = None
+
+
+def _memory_admin() -> Any:
+    """One admin client of the process's in-memory engine (it holds the engine open)."""
+    global _admin
+    if _admin is None:
+        settings = _settings()
+        settings.is_persistent = False
+        _admin = chromadb.AdminClient(settings)
+    return _admin
+
+
+class ChromaClient(BaseClient):
+    """A vecbridge client for Chroma (server, embedded on disk, or in memory).
+
+    Parameters
+    ----------
+    url : URL or str
+        ``chroma://host:port``, ``chroma+https://host``, ``chroma:///path`` or ``chroma://``
+        (see the module docstring).
+    **options
+        ``tenant``, ``database``; for a server also ``token``, ``token_header``,
+        ``api_key``, ``headers`` and ``ssl_verify``.
+    """
+
+    backend_name = "chroma"
+    index_types = ("hnsw",)
+
+    def __init__(self, url: URL | str, **options: Any):
+        super().__init__(url, **options)
+        u = self.url
+        self.mode = "server" if u.host else ("persistent" if u.path else "memory")
+        allowed = _SERVER_OPTIONS if self.mode == "server" else _LOCAL_OPTIONS
+        unknown = sorted(set(options) - allowed)
+        if unknown:
+            raise InvalidURLError(f"{u}: the chroma backend ({self.mode}) takes the options "
+                                  f"{', '.join(sorted(allowed))}, not {', '.join(unknown)}")
+        if u.driver not in (None, "http", "https"):
+            raise InvalidURLError(f"{u}: chroma speaks http or https, not {u.driver!r}")
+        if self.mode != "server" and (u.driver or u.port):
+            raise InvalidURLError(f"{u}: a port or a driver needs a host (chroma://host:8000)")
+        tenant = str(options.get("tenant") or chromadb.DEFAULT_TENANT)
+        database = options.get("database")
+        self._private_db: str | None = None
+        self._admin: Any = None
+        with native_errors("chroma", f"connect to {u}"):
+            if self.mode == "server":
+                self._native = self._connect_server(tenant, str(database or chromadb.DEFAULT_DATABASE))
+            elif self.mode == "persistent":
+                assert u.path is not None
+                self._native = chromadb.PersistentClient(path=os.path.abspath(u.path), settings=_settings(),
+                                                         tenant=tenant,
+                                                         database=str(database or chromadb.DEFAULT_DATABASE))
+            else:
+                if database is None:
+                    database = self._private_db = f"vb_mem_{uuid.uuid4().hex}"
+                    self._admin = _memory_admin()
+                    self._admin.create_database(database, tenant=tenant)
+                self._native = chromadb.EphemeralClient(settings=_settings(), tenant=tenant, database=str(database))
+        self._tenant = tenant
+        self._max_batch: int | None = None
+
+    def _connect_server(self, tenant: str, database: str) -> Any:
+        u, o = self.url, self.options
+        https = u.driver == "https"
+        if not isinstance(o.get("headers") or {}, dict):
+            raise InvalidURLError(f"{u}: the headers option is a dict of HTTP headers (give it as a keyword argument)")
+        headers = {str(k): str(v) for k, v in (o.get("headers") or {}).items()}
+        if u.username is not None or u.password is not None:  # chroma's basic auth
+            pair = f"{u.username or ''}:{u.password or ''}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+        if o.get("token") is not None:
+            header = str(o.get("token_header") or "Authorization")
+            headers[header] = f"Bearer {o['token']}" if header.lower() == "authorization" else str(o["token"])
+        if o.get("api_key") is not None:
+            headers["X-Chroma-Token"] = str(o["api_key"])
+        settings = _settings()
+        if o.get("ssl_verify") is not None:
+            settings.chroma_server_ssl_verify = o["ssl_verify"]
+        port = u.port or (443 if https else 8000)
+        return chromadb.HttpClient(host=str(u.host), port=port, ssl=https, headers=headers or None,
+                                   settings=settings, tenant=tenant, database=database)
+
+    @property
+    def native(self) -> Any:
+        """The chromadb client underneath (``chromadb.api.ClientAPI``)."""
+        return self._native
+
+    def max_batch_size(self) -> int:
+        """The largest write batch the engine takes (asked once)."""
+        if self._max_batch is None:
+            with native_errors("chroma", "get_max_batch_size"):
+                size = int(self._native.get_max_batch_size())
+            self._max_batch = size if size > 0 else 5000
+        return self._max_batch
+
+    # -- hooks -----------------------------------------------------------------------
+    def _native_collection(self, name: str) -> Any | None:
+        if not isinstance(name, str) or not CHROMA_NAME.fullmatch(name):
+            return None
+        try:
+            with native_errors("chroma", f"get_collection {name!r}"):
+                # embedding_function=None: never build Chroma's default one (it downloads a model)
+                return self._native.get_collection(name, embedding_function=None)
+        except BackendError as exc:
+            if isinstance(exc.__cause__, NotFoundError):
+                return None
+            raise
+
+    def _has_collection(self, name: str) -> bool:
+        return self._native_collection(name) is not None
+
+    def _list_collections(self) -> list[str]:
+        with native_errors("chroma", "list_collections"):
+            return [c.name for c in self._native.list_collections()]
+
+    def _create_collection(self, name: str, dimension: int, metric: str, index: dict[str, Any]) -> ChromaCollection:
+        hnsw: dict[str, Any] = {"space": metric}
+        hnsw.update({_HNSW_NAMES[k]: v for k, v in index.items() if k in _HNSW_NAMES})
+        meta = {FORMAT_KEY: FORMAT, DIMENSION_KEY: dimension, METRIC_KEY: metric}
+        try:
+            with native_errors("chroma", f"create_collection {name!r}"):
+                native = self._native.create_collection(name, configuration={"hnsw": hnsw}, metadata=meta,
+                                                        embedding_function=None)
+        except BackendError as exc:
+            # the server answers a plain ChromaError, the embedded engine an InternalError
+            if isinstance(exc.__cause__, UniqueConstraintError) or "already exists" in str(exc.__cause__):
+                raise CollectionExistsError(f"collection {name!r} exists already on chroma") from exc.__cause__
+            raise
+        return ChromaCollection(self, native, dimension, metric, _index_of(native.configuration_json.get("hnsw") or hnsw),
+                                vecbridge_format=True)
+
+    def _get_collection(self, name: str) -> ChromaCollection | None:
+        native = self._native_collection(name)
+        if native is None:
+            return None
+        meta = native.metadata or {}
+        hnsw = dict((native.configuration_json or {}).get("hnsw") or {})
+        metric = hnsw.get("space") or meta.get("hnsw:space") or "l2"  # l2: Chroma's default space
+        if metric not in ("cosine", "l2", "ip"):
+            raise UnsupportedFeatureError(f"chroma collection {name!r} uses the space {metric!r}, "
+                                          "which vecbridge does not know")
+        dimension = meta.get(DIMENSION_KEY)
+        if not isinstance(dimension, int) or isinstance(dimension, bool):
+            dimension = _dimension_from_data(native)
+        return ChromaCollection(self, native, dimension, metric, _index_of(hnsw),
+                                vecbridge_format=meta.get(FORMAT_KEY) == FORMAT)
+
+    def _delete_collection(self, name: str) -> None:
+        native = self._native_collection(name)
+        if native is None:
+            return
+        with native_errors("chroma", f"delete_collection {name!r}"):
+            # Chroma 1.5 leaves list-valued metadata of a deleted collection behind, and the
+            # next records written anywhere in the database can inherit it (chroma-core/chroma
+            # issue 7594); deleting the records first removes it properly.
+            if native.count():
+                native.delete(where=ChromaCollection.EVERY_RECORD)
+            self._native.delete_collection(name)
+
+    def _close(self) -> None:
+        try:
+            if self._private_db is not None:
+                with native_errors("chroma", "drop the in-memory database"):
+                    for name in self._list_collections():
+                        self._delete_collection(name)
+                    self._admin.delete_database(self._private_db, tenant=self._tenant)
+        finally:
+            close = getattr(self._native, "close", None)
+            if close is not None:
+                close()
+
+
+def _index_of(hnsw: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = {"type": "hnsw"}
+    for ours, theirs in _HNSW_NAMES.items():
+        if hnsw.get(theirs) is not None:
+            spec[ours] = hnsw[theirs]
+    return spec
+
+
+def _dimension_from_data(native: Any) -> int:
+    with native_errors("chroma", f"read the dimension of {native.name!r}"):
+        got = native.get(limit=1, include=["embeddings"])
+    embeddings = got.get("embeddings")
+    if embeddings is None or len(embeddings) == 0:
+        raise UnsupportedFeatureError(
+            f"chroma collection {native.name!r} was not created by vecbridge and holds no vector yet, so its "
+            "dimension is unknown; add a record with chromadb first")
+    return len(embeddings[0])

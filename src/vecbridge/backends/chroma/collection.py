@@ -1,0 +1,258 @@
+"""A Chroma collection behind the vecbridge :class:`~vecbridge.base.BaseCollection`.
+
+How the differences between Chroma and the contract are absorbed:
+
+* scores: Chroma returns squared l2, ``1 - dot`` and ``1 - cos``; declared in
+  :attr:`ChromaCollection.native_scores`, the core converts;
+* writes go in slices of the engine's largest batch (``get_max_batch_size()``);
+* Chroma's upsert *merges* metadata into an existing record and keeps its document when
+  given none; the contract replaces whole records, so an upsert first reads which of its
+  ids exist and sends ``None`` for every key the new metadata drops (Chroma's way to
+  delete a key) and :data:`~.codec.NO_DOCUMENT` for a document that goes away;
+* Chroma's add keeps the old record silently on an existing id: ``add`` checks first
+  and writes nothing when one exists;
+* metadata Chroma cannot keep, and what negated filters need, is encoded (:mod:`.codec`),
+  filters are translated (:mod:`.where`);
+* a cosine collection's vectors come back bit-exact from their float32 bytes kept in the
+  record's uri (Chroma's cosine space gives back norm x unit vector, off by an ulp),
+  checked against Chroma's own vector on every read;
+* Chroma's HNSW search with a filter explores only the graph reachable through matching
+  records, and can return fewer than ``k`` hits although ``k`` records match (seen with
+  sparse graphs).  When a query row comes back short, the exact number of matches is
+  counted; if it is larger, that row is answered exactly over the records the native
+  filter selects (:mod:`.exact`) -- the filter still runs in Chroma.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from ...base import BaseCollection, RawHit, native_errors
+from ...errors import DuplicateIdError
+from ...filters import Node
+from ...types import Record
+from ...validation import Batch
+from .codec import NO_DOCUMENT, decode_document, decode_metadata, decode_vector, encode_metadata, encode_vectors
+from .exact import exact_top_k
+from .where import to_where
+
+if TYPE_CHECKING:
+    from .client import ChromaClient
+
+
+def _f32(rows: Any) -> np.ndarray:
+    return np.asarray(rows, dtype=np.float32)
+
+
+def _any(values: list[Any]) -> list[Any] | None:
+    """``values``, or ``None`` when every item is ``None`` (Chroma's "no such field")."""
+    return values if any(v is not None for v in values) else None
+
+
+class ChromaCollection(BaseCollection):
+    """One Chroma collection (see the module docstring for what it adapts).
+
+    Parameters
+    ----------
+    client : ChromaClient
+        The client it was opened with.
+    native : chromadb.api.models.Collection.Collection
+        The chromadb collection, opened without an embedding function.
+    dimension, metric, index
+        As recorded at creation (or read from a collection made by another tool).
+    vecbridge_format : bool
+        Whether vecbridge created it, so that its records carry the ``_vbnum`` list.
+    """
+
+    native_scores: ClassVar[dict[str, str]] = {
+        "cosine": "one_minus_similarity", "l2": "squared_l2", "ip": "one_minus_similarity"}
+    #: A filter true for every record: ``$ne`` on a key no record has.
+    EVERY_RECORD: ClassVar[dict[str, Any]] = {"_vball": {"$ne": 0}}
+
+    def __init__(self, client: ChromaClient, native: Any, dimension: int, metric: str, index: dict[str, Any],
+                 vecbridge_format: bool):
+        super().__init__(client, native.name, dimension, metric, index)
+        self._native = native
+        self._chroma = client
+        #: records carry the _vbnum list (collections created by vecbridge)
+        self.vecbridge_format = vecbridge_format
+        # cosine: the exact vector is kept in the record's uri (see .codec)
+        self._exact_vectors = metric == "cosine"
+
+    @property
+    def native(self) -> Any:
+        """The chromadb ``Collection`` underneath."""
+        return self._native
+
+    def _where(self, node: Node | None) -> dict[str, Any] | None:
+        return to_where(node, self.vecbridge_format)
+
+    def _slices(self, n: int) -> Iterator[slice]:
+        step = self._chroma.max_batch_size()
+        for start in range(0, n, step):
+            yield slice(start, min(n, start + step))
+
+    def _fields(self, include: frozenset[str]) -> list[str]:
+        """Chroma's ``include`` for vecbridge's."""
+        out = []
+        if "vector" in include:
+            out += ["embeddings", "uris"] if self._exact_vectors else ["embeddings"]
+        if "metadata" in include:
+            out.append("metadatas")
+        if "document" in include:
+            out.append("documents")
+        return out
+
+    def _uris(self, b: Batch, s: slice) -> list[str] | None:
+        assert b.vectors is not None
+        return encode_vectors(b.vectors[s]) if self._exact_vectors else None
+
+    # -- writes ----------------------------------------------------------------------
+    def _existing(self, ids: list[str], include: list[str]) -> dict[str, Any]:
+        """``{id: stored metadata}`` of those ``ids`` that exist."""
+        found: dict[str, Any] = {}
+        for s in self._slices(len(ids)):
+            got = self._native.get(ids=ids[s], include=include)
+            metas = got.get("metadatas") or [None] * len(got["ids"])
+            found.update(zip(got["ids"], metas))
+        return found
+
+    def _existing_ids(self, ids: list[str]) -> list[str]:
+        with native_errors("chroma", "get"):
+            return list(self._existing(ids, []))
+
+    def _add(self, b: Batch) -> None:
+        existing = set(self._existing_ids(b.ids))
+        if existing:
+            raise DuplicateIdError(self._duplicate_message([i for i in b.ids if i in existing]))
+        assert b.vectors is not None and b.metadatas is not None and b.documents is not None
+        with native_errors("chroma", "add"):
+            for s in self._slices(len(b.ids)):
+                self._native.add(ids=b.ids[s], embeddings=b.vectors[s], documents=_any(b.documents[s]),
+                                 metadatas=_any([encode_metadata(m) for m in b.metadatas[s]]), uris=self._uris(b, s))
+
+    def _upsert(self, b: Batch) -> None:
+        assert b.vectors is not None and b.metadatas is not None and b.documents is not None
+        with native_errors("chroma", "upsert"):
+            for s in self._slices(len(b.ids)):
+                ids = b.ids[s]
+                metas = [encode_metadata(m) for m in b.metadatas[s]]
+                docs = list(b.documents[s])
+                old = self._existing(ids, ["metadatas"])
+                for i, id_ in enumerate(ids):
+                    if id_ not in old:
+                        continue
+                    new = metas[i] or {}
+                    stale = [k for k in old[id_] or () if k not in new]
+                    if stale:  # Chroma merges metadata into the old; None deletes a key
+                        metas[i] = {**new, **dict.fromkeys(stale)}
+                    if docs[i] is None:  # and keeps the old document when given none
+                        docs[i] = NO_DOCUMENT
+                self._native.upsert(ids=ids, embeddings=b.vectors[s], metadatas=_any(metas), documents=_any(docs),
+                                    uris=self._uris(b, s))
+
+    def _delete(self, ids: list[str] | None, where: Node | None) -> None:
+        w = self._where(where)
+        with native_errors("chroma", "delete"):
+            if ids is None:
+                self._native.delete(where=w if w is not None else self.EVERY_RECORD)
+                return
+            for s in self._slices(len(ids)):
+                self._native.delete(ids=ids[s], where=w)
+
+    # -- reads -----------------------------------------------------------------------
+    def _vectors(self, uris: list[Any] | None, embeddings: Any) -> list[np.ndarray]:
+        """The vectors of some records: Chroma's, or in a cosine collection the exact bytes
+        kept in the uri -- when they agree with Chroma's to float32 rounding, so that a
+        vector changed by another tool (which leaves the uri alone) is read as it is now."""
+        vecs = _f32(embeddings) if len(embeddings) else np.empty((0, self.dimension), np.float32)
+        if uris is None:
+            return list(vecs)
+        out = list(vecs)
+        for i, text in enumerate(uris):
+            exact = decode_vector(text, self.dimension)
+            if exact is not None and np.all(np.abs(exact - vecs[i]) <= 1e-6 * np.abs(vecs[i])):
+                out[i] = exact
+        return out
+
+    def _records(self, got: dict[str, Any], include: frozenset[str]) -> list[Record]:
+        ids = got["ids"]
+        metas = got.get("metadatas") if "metadata" in include else None
+        vecs = self._vectors(got.get("uris"), got["embeddings"]) if "vector" in include else None
+        docs = got.get("documents") if "document" in include else None
+        return [Record(id_,
+                       vecs[i] if vecs is not None else None,
+                       decode_metadata(metas[i]) if metas is not None else None,
+                       decode_document(docs[i]) if docs is not None else None)
+                for i, id_ in enumerate(ids)]
+
+    def _get_ids(self, ids: list[str], where: Node | None, include: frozenset[str]) -> list[Record]:
+        w = self._where(where)
+        out: list[Record] = []
+        with native_errors("chroma", "get"):
+            for s in self._slices(len(ids)):
+                got = self._native.get(ids=ids[s], where=w, include=self._fields(include))
+                out += self._records(got, include)
+        return out
+
+    def _get_page(self, where: Node | None, limit: int | None, offset: int, include: frozenset[str]) -> list[Record]:
+        # Chroma orders by its internal row id: a stable order
+        with native_errors("chroma", "get"):
+            got = self._native.get(where=self._where(where), limit=limit, offset=offset or None,
+                                   include=self._fields(include))
+            return self._records(got, include)
+
+    def _count(self, where: Node | None) -> int:
+        w = self._where(where)
+        with native_errors("chroma", "count"):
+            if w is None:
+                return int(self._native.count())
+            # Chroma counts only whole collections: fetch the matching ids, nothing else
+            return len(self._native.get(where=w, include=[])["ids"])
+
+    def _scan(self, batch_size: int, include: frozenset[str]) -> Iterator[list[Record]]:
+        # Chroma has no cursor, and a `where` on a stored sequence key would be evaluated by
+        # grouping every metadata row of the collection on each page; an unfiltered
+        # offset walks only its index of row ids, the cheapest page Chroma has.
+        offset = 0
+        while True:
+            page = self._get_page(None, batch_size, offset, include)
+            if page:
+                yield page
+            if len(page) < batch_size:
+                return
+            offset += len(page)
+
+    def _query(self, vectors: np.ndarray, k: int, where: Node | None, include: frozenset[str]) -> list[list[RawHit]]:
+        w = self._where(where)
+        with native_errors("chroma", "query"):
+            got = self._native.query(query_embeddings=vectors, n_results=k, where=w,
+                                     include=["distances", *self._fields(include)])
+            rows = [self._hits(got, i, include) for i in range(len(vectors))]
+            short = [i for i, row in enumerate(rows) if len(row) < k]
+            if short:
+                matching = self._count(where)
+                redo = [i for i in short if len(rows[i]) < min(k, matching)]
+                if redo:
+                    for i, best in zip(redo, exact_top_k(self._native, self.metric, vectors[redo], k, w)):
+                        recs = {r.id: r for r in self._get_ids([id_ for id_, _ in best], None, include)}
+                        rows[i] = [RawHit(id_, d, recs[id_].metadata, recs[id_].document, recs[id_].vector)
+                                   for id_, d in best if id_ in recs]
+        return rows
+
+    def _hits(self, got: dict[str, Any], i: int, include: frozenset[str]) -> list[RawHit]:
+        ids, dists = got["ids"][i], got["distances"][i]
+        metas = got["metadatas"][i] if "metadata" in include else None
+        docs = got["documents"][i] if "document" in include else None
+        vecs = None
+        if "vector" in include:
+            uris = got.get("uris")
+            vecs = self._vectors(uris[i] if uris is not None else None, got["embeddings"][i])
+        return [RawHit(id_, dists[j],
+                       decode_metadata(metas[j]) if metas is not None else None,
+                       decode_document(docs[j]) if docs is not None else None,
+                       vecs[j] if vecs is not None else None)
+                for j, id_ in enumerate(ids)]
