@@ -1,0 +1,265 @@
+"""A Milvus collection: ``id`` VARCHAR primary key, ``vector``, ``document`` VARCHAR, ``metadata`` JSON.
+
+Reads go through pymilvus's public calls with an escaped boolean expression (see
+:mod:`.expr`); writes send column-wise protobuf requests (see :mod:`.codec`).
+Pages and scans walk the primary key (``id > last``, pk-ordered pages, as pymilvus's
+own query iterator does, but with the key escaped), never deep offsets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from ...base import BaseCollection, RawHit, native_errors
+from ...errors import DuplicateIdError, UnsupportedFeatureError, UnsupportedFilterError
+from ...filters import Cmp, Node, Not
+from ...types import Record
+from ...validation import Batch
+from .codec import (
+    ID,
+    METRIC_TYPES,
+    VECTOR,
+    EncodedBatch,
+    build_request,
+    output_fields,
+    row_parts,
+    rows_to_records,
+    vectors_of,
+)
+from .expr import Compiler, conjunction, ids_expr, string_literal
+
+if TYPE_CHECKING:
+    from .client import MilvusClient
+
+__all__ = ["MilvusCollection"]
+
+#: Milvus 2.3 caps topk and offset + limit of a query at 16384.
+WINDOW = 16384
+#: ids per ``id in [...]`` expression.
+IDS_PER_CALL = 2048
+#: Bytes of rows per read page, under the proxy's 64 MiB reply limit.
+READ_BUDGET = 32 * 1024 * 1024
+#: Query parameters that make Milvus Lite return rows in primary-key order (it sorts only
+#: for its query iterator).  A Milvus server returns limited queries in pk order anyway
+#: (segments keep pk-ordered offset maps and results are merged by pk), and there the
+#: iterator flag costs a time tick (~200 ms) per call, so it is sent to Milvus Lite only.
+LITE_ORDERED = {"iterator": "True", "reduce_stop_for_best": "True"}
+
+
+def _ops(node: Node | None) -> list[str]:
+    if node is None:
+        return []
+    if isinstance(node, Cmp):
+        return [node.op]
+    if isinstance(node, Not):
+        return ["$not"] + _ops(node.item)
+    return [op for n in node.items for op in _ops(n)]
+
+
+class MilvusCollection(BaseCollection):
+    """A collection on a Milvus server or in Milvus Lite; open it through :class:`MilvusClient`.
+
+    Parameters
+    ----------
+    client
+        The client it belongs to (its connection, engine version and read timestamps).
+    name, dimension, metric
+        As the collection was created.
+    index
+        The index spec: ``{"type": "hnsw", "m", "ef_construction", "ef_search"}``,
+        ``{"type": "flat"}`` or ``{"type": "ivf", "nlist", "nprobe"}``.
+    """
+
+    # COSINE and IP come back as similarities, L2 as the squared distance
+    native_scores: ClassVar[Mapping[str, str]] = {"cosine": "similarity", "ip": "similarity", "l2": "squared_l2"}
+
+    def __init__(self, client: MilvusClient, name: str, dimension: int, metric: str, index: dict[str, Any]):
+        super().__init__(client, name, dimension, metric, index)
+        self._mc = client
+        self._compiler = Compiler(client.three_valued, client.engine)
+        self._ordered = LITE_ORDERED if client.lite else {}
+
+    def _search_params(self, k: int) -> dict[str, Any]:
+        kind = self.index.get("type")
+        if kind == "hnsw":  # Milvus wants ef >= k
+            return {"ef": max(int(self.index.get("ef_search", 100)), k)}
+        if kind == "ivf":
+            return {"nprobe": int(self.index.get("nprobe", 16))}
+        return {}
+
+    @property
+    def _n(self) -> Any:
+        return self._mc.native
+
+    # -- plumbing ----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _call(self, action: str, node: Node | None = None) -> Iterator[None]:
+        """Wrap native errors; an expression the engine refuses becomes UnsupportedFilterError."""
+        try:
+            with native_errors("milvus", f"{action} on {self.name!r}"):
+                yield
+        except Exception as exc:
+            cause = exc.__cause__
+            msg = str(getattr(cause, "message", cause))
+            refused = "cannot parse expression" in msg or (self._mc.lite and getattr(cause, "code", None) == 6)
+            if node is not None and refused:
+                ops = ", ".join(dict.fromkeys(_ops(node)))
+                raise UnsupportedFilterError(
+                    f"{self._mc.engine} cannot run this filter (operators {ops}): {msg[:300]}") from cause
+            raise
+
+    def _where(self, node: Node | None) -> str:
+        return self._compiler.compile(node)
+
+    def _read(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """A read at a timestamp that covers this process's writes."""
+        out = fn(self.name, *args, **self._mc.read_consistency(self.name), **self._mc.call_options(), **kwargs)
+        self._mc.read_done(self.name)
+        return out
+
+    def _page_rows(self, include: frozenset[str]) -> int:
+        row = 64 + (self.dimension * 4 if "vector" in include else 0) + \
+            (8192 if "metadata" in include or "document" in include else 0)
+        return max(1, min(WINDOW, READ_BUDGET // row))
+
+    # -- writes --------------------------------------------------------------------------
+    def _write(self, b: Batch, upsert: bool) -> None:
+        encoded = EncodedBatch(b)  # checks sizes before anything is sent
+        handler = self._n._get_connection()
+        context = self._n._generate_call_context()
+        send = handler.upsert if upsert else handler.batch_insert
+        key = "upsert_param" if upsert else "insert_param"
+        with self._call("upsert" if upsert else "insert"):
+            for start, stop in encoded.slices():
+                req = build_request(upsert, self.name, encoded, start, stop)
+                # an empty `schema` stops pymilvus describing the collection for a prebuilt request
+                result = send(self.name, [], context=context, schema={"fields": []}, **{key: req}, **self._mc.call_options())
+                self._mc.wrote(self.name, int(getattr(result, "timestamp", 0) or 0))
+
+    def _upsert(self, b: Batch) -> None:
+        self._write(b, upsert=True)
+
+    def _add(self, b: Batch) -> None:
+        existing = self._existing_ids(b.ids)
+        if existing:
+            raise DuplicateIdError(self._duplicate_message(existing))
+        # Insert, cheaper than upsert; Milvus does not enforce unique keys, so two
+        # concurrent adds of one id could both land (the check above is not atomic).
+        self._write(b, upsert=False)
+
+    def _existing_ids(self, ids: list[str]) -> list[str]:
+        found: list[str] = []
+        with self._call("get"):
+            for i in range(0, len(ids), IDS_PER_CALL):
+                rows = self._read(self._n.query, filter=ids_expr(ids[i:i + IDS_PER_CALL]), output_fields=[ID])
+                found += [r[ID] for r in rows]
+        return found
+
+    def _delete(self, ids: list[str] | None, where: Node | None) -> None:
+        cond = self._where(where)
+        if ids is None:
+            exprs = [cond or f'{ID} > ""']  # every id is non-empty: this matches all
+        else:
+            exprs = [conjunction([ids_expr(ids[i:i + IDS_PER_CALL]), cond]) for i in range(0, len(ids), IDS_PER_CALL)]
+        with self._call("delete", where):
+            for expr in exprs:
+                self._n.delete(self.name, filter=expr, **self._mc.call_options())
+        self._mc.wrote(self.name, 0)  # Milvus 2.3 returns no timestamp for a delete: read Strong next
+
+    # -- reads ---------------------------------------------------------------------------
+    def _count(self, where: Node | None) -> int:
+        with self._call("count", where):
+            rows = self._read(self._n.query, filter=self._where(where), output_fields=["count(*)"])
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def _get_ids(self, ids: list[str], where: Node | None, include: frozenset[str]) -> list[Record]:
+        cond = self._where(where)
+        out: list[Record] = []
+        fields = output_fields(include)
+        with self._call("get", where):
+            for i in range(0, len(ids), IDS_PER_CALL):
+                expr = conjunction([ids_expr(ids[i:i + IDS_PER_CALL]), cond])
+                out += rows_to_records(self._read(self._n.query, filter=expr, output_fields=fields), include)
+        return out
+
+    def _walk(self, cond: str, fields: list[str], page: int, after: str | None = None) -> Iterator[list[dict[str, Any]]]:
+        """Pages of rows matching ``cond`` in primary-key order: ``id > last``, never an offset."""
+        last = after
+        while True:
+            expr = conjunction([f"{ID} > {string_literal(last)}" if last is not None else "", cond])
+            rows = self._read(self._n.query, filter=expr, output_fields=fields, limit=page, **self._ordered)
+            if not rows:
+                return
+            yield rows
+            if len(rows) < page:
+                return
+            last = rows[-1][ID]
+
+    def _get_page(self, where: Node | None, limit: int | None, offset: int, include: frozenset[str]) -> list[Record]:
+        cond, fields, page = self._where(where), output_fields(include), self._page_rows(include)
+        out: list[Record] = []
+        with self._call("get", where):
+            if limit is not None and offset + limit <= WINDOW and limit <= page:
+                rows = self._read(self._n.query, filter=cond, output_fields=fields, limit=limit, offset=offset,
+                                  **self._ordered)
+                return rows_to_records(rows, include)
+            last = None
+            if offset:  # walk past the offset fetching ids only
+                for rows in self._walk(cond, [ID], WINDOW):
+                    if offset <= len(rows):
+                        last, offset = rows[offset - 1][ID], 0
+                        break
+                    offset -= len(rows)
+                if offset:
+                    return out
+            for rows in self._walk(cond, fields, page, after=last):
+                out += rows_to_records(rows, include)
+                if limit is not None and len(out) >= limit:
+                    return out[:limit]
+        return out
+
+    def _scan(self, batch_size: int, include: frozenset[str]) -> Iterator[list[Record]]:
+        page = min(batch_size, self._page_rows(include))
+        fields = output_fields(include)
+        walk = self._walk("", fields, page)
+        while True:
+            with self._call("scan"):
+                rows = next(walk, None)
+            if rows is None:
+                return
+            yield rows_to_records(rows, include)
+
+    def _query(self, vectors: np.ndarray, k: int, where: Node | None, include: frozenset[str]) -> list[list[RawHit]]:
+        if k > WINDOW:
+            total = self._count(where)
+            if total > WINDOW:
+                raise UnsupportedFeatureError(f"milvus returns at most {WINDOW} hits per query; "
+                                              f"k={k} with {total} matching records")
+            k = max(total, 1)
+        cond = self._where(where)
+        fields = [f for f in output_fields(include) if f != ID]
+        params = {"metric_type": METRIC_TYPES[self.metric], "params": self._search_params(k)}
+        per_row = 64 + (self.dimension * 4 if "vector" in include else 0) + \
+            (8192 if "metadata" in include or "document" in include else 0)
+        step = max(1, min(WINDOW, READ_BUDGET // (per_row * k), (16 << 20) // (self.dimension * 4)))
+        out: list[list[RawHit]] = []
+        with self._call("query", where):
+            for i in range(0, len(vectors), step):
+                res = self._read(self._n.search, data=vectors[i:i + step], filter=cond, limit=k,
+                                 output_fields=fields, search_params=params, anns_field=VECTOR)
+                out += [self._hits(hits, include) for hits in res]
+        return out
+
+    @staticmethod
+    def _hits(hits: Any, include: frozenset[str]) -> list[RawHit]:
+        rows = [h["entity"] for h in hits]
+        vecs = vectors_of(rows) if "vector" in include else None
+        out = []
+        for j, h in enumerate(hits):
+            meta, doc = row_parts(rows[j], include)
+            out.append(RawHit(h["id"], float(h["distance"]), meta, doc, vecs[j] if vecs is not None else None))
+        return out

@@ -1,0 +1,247 @@
+"""Filters and stored metadata as Milvus boolean expressions over one JSON field.
+
+Layout of the ``metadata`` JSON field
+-------------------------------------
+Each metadata entry is stored under a key that carries its type, so that a
+comparison only ever meets values of the type it compares with:
+
+======  ========================  ======  ===============================
+tag     value                     tag     value
+======  ========================  ======  ===============================
+``s``   str                       ``ls``  list of str (and empty lists)
+``n``   int or float              ``li``  list of int
+``b``   bool                      ``lf``  list of float
+\\                                 ``lb``  list of bool
+======  ========================  ======  ===============================
+
+The stored key is ``<tag>:<key>``, or ``<tag>#<hex of the UTF-8 key>`` for a key that
+holds ``[``, ``]``, ``"``, ``\\`` or an unprintable character (the Milvus 2.3 parser
+splits JSON paths on ``][``).  Keys starting with ``_vb`` are vecbridge's own.
+
+Why: Milvus Lite evaluates JSON comparisons with Python's rules (``true == 1``,
+``1 in [True]``, ``"ab"`` compared with a number is *unknown*), while Milvus 2.3 is
+type-strict; with one type per key both give the contract's answers.  A list never
+shares a key with a scalar, so a list field equals no scalar and ``$contains`` never
+matches a string.  Integers and floats share ``n`` because Milvus compares an integer
+literal with a stored float (and the reverse) by value.
+
+Missing keys
+------------
+Milvus 2.3 evaluates a comparison on a missing key to false, so ``not (...)`` is true
+there.  Milvus Lite uses three-valued logic: the comparison is *unknown* and so is its
+negation.  For a three-valued engine a comparison under an odd number of negations is
+guarded with ``(exists P) and ...``, which makes it two-valued.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ...errors import UnsupportedFilterError
+from ...filters import And, Cmp, Node, Not
+
+__all__ = ["META_FIELD", "Compiler", "MetaCodec", "ids_expr", "string_literal"]
+
+META_FIELD = "metadata"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_UNSAFE_KEY_CHARS = frozenset('[]"\\')
+_NO_DOC = "_vb_nodoc"  # present (true) when the document is None; "" is a real document
+
+
+def string_literal(text: str) -> str:
+    """``text`` as a double-quoted literal both Milvus parsers read back unchanged.
+
+    Milvus 2.3 (ANTLR + Go) and Milvus Lite (its own tokenizer) share the escapes
+    ``\\\\ \\" \\n \\r \\t``; any other character may appear raw.
+    """
+    out = text.replace("\\", "\\\\").replace('"', '\\"')
+    if "\n" in out or "\r" in out or "\t" in out:
+        out = out.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    return f'"{out}"'
+
+
+def _is_safe_key(key: str) -> bool:
+    return key.isprintable() and not (_UNSAFE_KEY_CHARS & set(key))
+
+
+def stored_key(tag: str, key: str) -> str:
+    """The JSON key that holds user key ``key`` with type tag ``tag``."""
+    return f"{tag}:{key}" if _is_safe_key(key) else f"{tag}#{key.encode('utf-8').hex()}"
+
+
+@functools.lru_cache(maxsize=4096)  # a collection has few distinct keys; decoding runs per hit
+def _user_key(stored: str) -> str | None:
+    """Inverse of :func:`stored_key`; ``None`` for vecbridge's own keys."""
+    for i, ch in enumerate(stored):
+        if ch == ":":
+            return stored[i + 1:] if i else None
+        if ch == "#":
+            return bytes.fromhex(stored[i + 1:]).decode("utf-8") if i else None
+        if not ch.isalpha():
+            return None
+    return None
+
+
+def _tag(value: Any) -> str:
+    if isinstance(value, bool):
+        return "b"
+    if isinstance(value, (int, float)):
+        return "n"
+    if isinstance(value, str):
+        return "s"
+    # a list: validation guarantees one element type
+    if not value:
+        return "ls"
+    first = value[0]
+    if isinstance(first, bool):
+        return "lb"
+    if isinstance(first, int):
+        return "li"
+    if isinstance(first, float):
+        return "lf"
+    return "ls"
+
+
+class MetaCodec:
+    """Metadata dict + document-is-None flag <-> the JSON object stored in Milvus."""
+
+    @staticmethod
+    def encode(metadata: dict[str, Any], document: str | None) -> dict[str, Any]:
+        out = {stored_key(_tag(v), k): v for k, v in metadata.items()}
+        if document is None:
+            out[_NO_DOC] = True
+        return out
+
+    @staticmethod
+    def decode(stored: dict[str, Any] | None) -> tuple[dict[str, Any], bool]:
+        """Return (metadata, document_is_none)."""
+        meta: dict[str, Any] = {}
+        if not stored:
+            return meta, False
+        for k, v in stored.items():
+            key = _user_key(k)
+            if key is not None:
+                meta[key] = v
+        return meta, bool(stored.get(_NO_DOC, False))
+
+
+def _path(tag: str, key: str) -> str:
+    # stored keys are printable and free of quotes and backslashes: no escaping needed
+    return f'{META_FIELD}["{stored_key(tag, key)}"]'
+
+
+def number_literal(value: float) -> str | None:
+    """An integral value as an integer literal (exact against stored integers), else a float.
+
+    ``None`` for an integer outside int64: Milvus reads integer literals as int64 (a
+    float would round near the int64 limits and answer differently).
+    """
+    if isinstance(value, float):
+        if value.is_integer() and INT64_MIN <= value <= INT64_MAX:
+            return str(int(value))
+        return repr(value)
+    return str(value) if INT64_MIN <= value <= INT64_MAX else None
+
+
+def _float_literal(value: float) -> str:
+    text = repr(float(value))
+    return text if any(c in text for c in ".e") else text + ".0"
+
+
+class Compiler:
+    """Compile a parsed ``where`` tree into one Milvus expression.
+
+    Parameters
+    ----------
+    three_valued
+        The engine evaluates comparisons on missing keys to *unknown* (Milvus Lite):
+        guard comparisons under negation with ``exists``.
+    engine
+        Name and version of the engine, for error messages.
+    """
+
+    def __init__(self, three_valued: bool, engine: str):
+        self.three_valued = three_valued
+        self.engine = engine
+
+    def compile(self, node: Node | None) -> str:
+        return "" if node is None else self._node(node, False)
+
+    def _node(self, node: Node, negated: bool) -> str:
+        if isinstance(node, Cmp):
+            return self._cmp(node, negated)
+        if isinstance(node, Not):
+            return f"not ({self._node(node.item, not negated)})"
+        parts = [self._node(n, negated) for n in node.items]
+        if len(parts) == 1:
+            return parts[0]
+        joiner = " and " if isinstance(node, And) else " or "
+        return "(" + joiner.join(f"({p})" for p in parts) + ")"
+
+    def _cmp(self, c: Cmp, negated: bool) -> str:
+        op, value = c.op, c.value
+        if op == "$ne":
+            return f"not ({self._cmp(Cmp(c.key, '$eq', value), not negated)})"
+        if op == "$nin":
+            return f"not ({self._cmp(Cmp(c.key, '$in', value), not negated)})"
+        if op == "$in":
+            # dedupe by (type tag, value): True == 1 in Python, but not in the filter language
+            unique = {(_tag(v), v): v for v in value}.values()
+            parts = [self._cmp(Cmp(c.key, "$eq", v), negated) for v in unique]
+            return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
+        if op == "$contains":
+            return self._contains(c.key, value)
+        if op == "$eq":
+            tag = _tag(value)
+            literal = ("true" if value else "false") if tag == "b" else \
+                string_literal(value) if tag == "s" else self._number(value, op)
+            return self._guard(_path(tag, c.key), f"== {literal}", negated)
+        symbol = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[op]
+        return self._guard(_path("n", c.key), f"{symbol} {self._number(value, op)}", negated)
+
+    def _number(self, value: float, op: str) -> str:
+        literal = number_literal(value)
+        if literal is None:
+            raise UnsupportedFilterError(
+                f"{op} with the integer {value}: {self.engine} compares integers as 64-bit values, "
+                "so a filter value beyond that range cannot run on the milvus backend")
+        return literal
+
+    def _guard(self, path: str, test: str, negated: bool) -> str:
+        if negated and self.three_valued:
+            return f"((exists {path}) and {path} {test})"
+        return f"{path} {test}"
+
+    def _contains(self, key: str, value: Any) -> str:
+        # json_contains_any(P, [v]): unlike json_contains, Milvus Lite accepts negative numbers there
+        if isinstance(value, bool):
+            return f"json_contains_any({_path('lb', key)}, [{'true' if value else 'false'}])"
+        if isinstance(value, str):
+            return f"json_contains_any({_path('ls', key)}, [{string_literal(value)}])"
+        # Milvus 2.3 matches an integer literal only against integer elements and a
+        # float literal against either; so ask each list kind in its own terms.
+        parts = []
+        integral = isinstance(value, int) or (math.isfinite(value) and float(value).is_integer())
+        if integral and INT64_MIN <= value <= INT64_MAX:
+            parts.append(f"json_contains_any({_path('li', key)}, [{int(value)}])")
+        if float(value) == value:
+            parts.append(f"json_contains_any({_path('lf', key)}, [{_float_literal(float(value))}])")
+        if not parts:
+            self._number(int(value), "$contains")  # raises: beyond int64 and no exact double
+        return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
+
+
+def ids_expr(ids: Iterable[str], field: str = "id") -> str:
+    """``id in [...]`` with every id escaped."""
+    return f"{field} in [{', '.join(string_literal(i) for i in ids)}]"
+
+
+def conjunction(parts: Sequence[str]) -> str:
+    """AND of the non-empty expressions in ``parts``."""
+    kept = [p for p in parts if p]
+    if len(kept) <= 1:
+        return kept[0] if kept else ""
+    return " and ".join(f"({p})" for p in kept)
