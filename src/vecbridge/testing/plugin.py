@@ -16,7 +16,7 @@ import pytest
 
 import vecbridge
 
-from .data import BackendUnderTest
+from .data import BackendUnderTest, Dataset, make_dataset
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -88,3 +88,31 @@ def make_collection(vb_client: vecbridge.Client) -> Iterator[Callable[..., Any]]
             vb_client.delete_collection(name)
         except vecbridge.VecbridgeError:
             pass
+
+
+@pytest.fixture(scope="module")
+def shared_collection(vb_backend: BackendUnderTest) -> Iterator[Callable[[str], tuple[Any, Dataset]]]:
+    """Read-only collections of the standard dataset, one per metric, made once per backend.
+
+    For tests that only read: creating a collection costs seconds on some servers.
+    """
+    from ._helpers import exact_index
+
+    client = vecbridge.connect(vb_backend.url)
+    made: dict[str, tuple[Any, Dataset]] = {}
+
+    def get(metric: str) -> tuple[Any, Dataset]:
+        if metric not in made:
+            ds = make_dataset()
+            coll = client.create_collection(unique_name("vbs"), 16, metric, exact_index(client))
+            coll.add(ds.ids, ds.vectors, ds.metadatas, ds.documents)
+            made[metric] = (coll, ds)
+        return made[metric]
+
+    yield get
+    for coll, _ in made.values():
+        try:
+            client.delete_collection(coll.name)
+        except vecbridge.VecbridgeError:
+            pass
+    client.close()

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from vecbridge import errors, filters
 
-from ._helpers import filled
 from .data import GENRES, make_dataset
 
 CASES: list[dict[str, Any]] = [
@@ -73,8 +72,8 @@ def _expected(ds: Any, where: Any) -> set[str]:
 
 
 @pytest.fixture
-def filter_collection(make_collection, vb_client):
-    return filled(make_collection, vb_client, metric="l2")
+def filter_collection(shared_collection):
+    return shared_collection("l2")
 
 
 @pytest.mark.parametrize("where", CASES, ids=[str(c) for c in CASES])
@@ -139,15 +138,10 @@ _filter = st.recursive(
 )
 
 
-@pytest.fixture
-def shared_filter_collection(filter_collection):
-    return filter_collection
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(where=_filter)
-def test_generated_filters_match_reference(shared_filter_collection, where):
-    coll, ds = shared_filter_collection
+def test_generated_filters_match_reference(filter_collection, where):
+    coll, ds = filter_collection
     want = _expected(ds, where)
     try:
         got = coll.count(where)

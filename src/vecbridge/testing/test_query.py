@@ -36,8 +36,8 @@ def _tied(expected: list[tuple[str, float]], hits: list[Hit]) -> bool:
 
 
 @pytest.mark.parametrize("metric", ["cosine", "l2", "ip"])
-def test_topk_matches_brute_force(make_collection, vb_client, metric):
-    coll, ds = filled(make_collection, vb_client, metric=metric)
+def test_topk_matches_brute_force(shared_collection, metric):
+    coll, ds = shared_collection(metric)
     rng = np.random.default_rng(11)
     queries = rng.normal(size=(5, 16)).astype(np.float32)
     want = brute_force(metric, queries, ds.vectors, ds.ids, 10)
@@ -51,8 +51,8 @@ def test_topk_matches_brute_force(make_collection, vb_client, metric):
 
 
 @pytest.mark.parametrize("metric", ["cosine", "l2", "ip"])
-def test_self_query_scores(make_collection, vb_client, metric):
-    coll, ds = filled(make_collection, vb_client, metric=metric, n=40)
+def test_self_query_scores(shared_collection, metric):
+    coll, ds = shared_collection(metric)
     v = ds.vectors[7]
     hits = coll.query(v, k=40)
     top = {"cosine": 0, "l2": 0, "ip": None}[metric]
@@ -81,8 +81,8 @@ def test_k_larger_than_collection(make_collection, vb_client):
     {"live": True},
     {"$not": {"genre": "rock"}},
 ])
-def test_filtered_query_returns_k_best_matches(make_collection, vb_client, metric, where):
-    coll, ds = filled(make_collection, vb_client, metric=metric)
+def test_filtered_query_returns_k_best_matches(shared_collection, metric, where):
+    coll, ds = shared_collection(metric)
     mask = np.array([filters.evaluate(where, m) for m in ds.metadatas])
     assert 0 < mask.sum() < len(ds)
     rng = np.random.default_rng(5)
@@ -94,8 +94,8 @@ def test_filtered_query_returns_k_best_matches(make_collection, vb_client, metri
         _check(hits, exp, metric)
 
 
-def test_query_include(make_collection, vb_client):
-    coll, ds = filled(make_collection, vb_client, n=20)
+def test_query_include(shared_collection):
+    coll, ds = shared_collection("cosine")
     hit = coll.query(ds.vectors[3], k=1, include=["vector", "metadata", "document"])[0]
     assert hit.id == ds.ids[3]
     assert_same_vector(hit.vector, ds.vectors[3])
