@@ -54,7 +54,7 @@ class FaissCollection(BaseCollection):
         self._index: faiss.Index | None = None
         self._tomb = np.empty(0, dtype=np.int64)  # ids still in an HNSW graph but deleted
         self._saved_gen = -1
-        self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray | None, Any]] = OrderedDict()
         self._cache_gen = -1
         self._exact = index.get("type") == "flat"
         self._ef = int(index.get("ef_search", DEFAULT_HNSW["ef_search"]))
@@ -196,8 +196,9 @@ class FaissCollection(BaseCollection):
             yield [self._store.to_record(r, include) for r in rows]
             after = rows[-1][0]
 
-    def _matches(self, where: Node) -> tuple[np.ndarray, np.ndarray | None]:
-        """Row ids matching ``where`` (and their index vectors when few), cached per generation."""
+    def _matches(self, where: Node) -> tuple[np.ndarray, np.ndarray | None, Any]:
+        """Row ids matching ``where``, and their index vectors when few or else a FAISS id
+        selector over them (building one hashes every id), cached per generation."""
         gen = self._store.generation
         if gen != self._cache_gen:
             self._cache.clear()
@@ -206,10 +207,12 @@ class FaissCollection(BaseCollection):
         hit = self._cache.get(key)
         if hit is None:
             rids = self._store.matching_rids(where)
-            vecs = None
-            if len(rids) <= EXACT_LIMIT and len(rids):
-                vecs = self._index_vectors(rids)
-            hit = (rids, vecs)
+            vecs = sel = None
+            if len(rids) <= EXACT_LIMIT:
+                vecs = self._index_vectors(rids) if len(rids) else None
+            else:
+                sel = faiss.IDSelectorBatch(rids)
+            hit = (rids, vecs, sel)
             self._cache[key] = hit
             if len(self._cache) > _FILTER_CACHE_SIZE:
                 self._cache.popitem(last=False)
@@ -280,14 +283,13 @@ class FaissCollection(BaseCollection):
                         vecs_all = self._index_vectors(rids_all)
                     D[short], I[short] = (a[0] for a in self._knn(q[short:short + 1], vecs_all, rids_all, want))
             else:
-                rids, vecs = self._matches(where)
+                rids, vecs, sel = self._matches(where)
                 if not len(rids):
                     return [[] for _ in range(len(q))]
                 want = min(k, len(rids))
                 if vecs is not None:
                     D, I = self._knn(q, vecs, rids, want)
                 else:
-                    sel = faiss.IDSelectorBatch(rids)
                     D, I = self._search(index, q, want, sel)
                     for short in np.nonzero((I >= 0).sum(axis=1) < want)[0]:
                         if vecs is None:  # the graph search missed matches: answer exactly
