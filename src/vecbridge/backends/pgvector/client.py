@@ -1,0 +1,255 @@
+"""``pgvector://user:pass@host:5432/db`` (alias ``postgresql://``) and ``pgvector:///path``.
+
+The server form takes libpq's parameters as URL options (``sslmode=require``,
+``host=/var/run/postgresql`` for a Unix socket, ``connect_timeout=5`` …) plus:
+
+``schema``
+    where the collection tables and the catalog live (default ``public``; created if missing).
+``pool_min_size``, ``pool_max_size``, ``pool_timeout``
+    the psycopg_pool connection pool shared by the client's collections (1, 10, 30 s).
+``maintenance_work_mem``
+    memory for building an ANN index after a bulk load, for that transaction only
+    (default ``auto``: what the graph needs, estimated from the rows and the dimension,
+    and never less than the server's setting; pgvector builds several times faster
+    when the graph fits in it).
+
+``pgvector:///path`` starts an embedded PostgreSQL with pgvector on that folder (see
+:mod:`.embedded`).  ``postgresql:///db`` keeps libpq's meaning: the local socket,
+database ``db``.  The password never appears in a repr, an error message or a log line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import pq, sql
+from psycopg_pool import ConnectionPool
+
+from ...base import BaseClient, native_errors
+from ...errors import BackendError, CollectionExistsError, InvalidURLError, UnsupportedFeatureError
+from ...url import URL
+from . import ddl
+from .codec import dump_json, make_adapters
+from .collection import PgvectorCollection
+
+__all__ = ["PgvectorClient"]
+
+_OWN_OPTIONS = {"schema": "public", "pool_min_size": 1, "pool_max_size": 10, "pool_timeout": 30.0,
+                "maintenance_work_mem": "auto"}
+_LIBPQ = frozenset(o.keyword.decode() for o in pq.Conninfo.get_defaults())
+#: pg_advisory_xact_lock key serialising the one-time setup (extension, schema, catalog) across processes.
+_SETUP_LOCK = 0x76656362  # "vecb"
+
+
+def _libpq_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+class PgvectorClient(BaseClient):
+    """A PostgreSQL database with the pgvector extension; one table per collection.
+
+    Parameters
+    ----------
+    url : URL or str
+        ``pgvector://[user[:password]@]host[:port]/dbname`` or ``pgvector:///path``.
+    **options
+        libpq parameters, and ``schema``, ``pool_min_size``, ``pool_max_size``,
+        ``pool_timeout``, ``maintenance_work_mem`` (see the module docstring).
+    """
+
+    backend_name = "pgvector"
+    index_types = ("flat", "hnsw", "ivf")
+
+    def __init__(self, url: URL | str, **options: Any):
+        super().__init__(url, **options)
+        own = {k: options.pop(k, v) for k, v in _OWN_OPTIONS.items()}
+        unknown = sorted(set(options) - _LIBPQ)
+        if unknown:
+            raise InvalidURLError(
+                f"{self.url}: unknown option(s) {', '.join(unknown)} for pgvector; options are "
+                f"{', '.join(sorted(_OWN_OPTIONS))} and libpq's connection parameters (sslmode, host, …)")
+        self.schema = str(own["schema"])
+        self._maintenance_work_mem = str(own["maintenance_work_mem"])
+        self._spare: list[psycopg.Connection] = []
+        params = self._conninfo(options)
+        with native_errors("pgvector", f"connecting to {self.url}"):
+            self.ext_schema, vector_oid = self._setup(params)
+            self._pool: ConnectionPool = ConnectionPool(
+                "", kwargs={**params, "autocommit": True, "context": make_adapters(vector_oid)},
+                min_size=int(own["pool_min_size"]), max_size=int(own["pool_max_size"]),
+                timeout=float(own["pool_timeout"]), configure=self._configure_connection,
+                name=f"vecbridge-pgvector-{id(self):x}", open=True)
+
+    # -- connecting ---------------------------------------------------------------------
+    def _conninfo(self, options: dict[str, Any]) -> dict[str, Any]:
+        url = self.url
+        embedded = (url.scheme == "pgvector" and url.path is not None and url.host is None
+                    and url.username is None and url.password is None
+                    and "host" not in options and "hostaddr" not in options)
+        if embedded:
+            from .embedded import embedded_conninfo
+
+            params: dict[str, Any] = embedded_conninfo(url.path or "")
+        else:
+            params = {}
+            for key, value in (("host", url.host), ("port", url.port), ("user", url.username),
+                               ("password", url.password), ("dbname", url.path)):
+                if value is not None:
+                    params[key] = value
+        params.update(options)
+        params.setdefault("connect_timeout", 10)
+        params.setdefault("application_name", "vecbridge")
+        return {k: _libpq_value(v) for k, v in params.items()}
+
+    def _setup(self, params: dict[str, Any]) -> tuple[str, int]:
+        """Make sure of the extension, the schema and the catalog; the extension's schema and type oid."""
+        with psycopg.connect(**params, autocommit=True) as conn:
+            if not self._ready(conn):
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
+                    if self._extension(conn) is None:
+                        try:
+                            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                        except pg_errors.InsufficientPrivilege as exc:
+                            raise BackendError(
+                                f"pgvector: the extension 'vector' is not installed in database "
+                                f"{conn.info.dbname!r} and this user may not install it; ask an administrator "
+                                "to run CREATE EXTENSION vector") from exc
+                    if not conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)).fetchone():
+                        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+                    conn.execute(ddl.catalog_sql(self.schema))
+            ext = self._extension(conn)
+            assert ext is not None
+            self.pgvector_version: tuple[int, ...] = tuple(int(p) for p in ext[2].split(".")[:3] if p.isdigit())
+            return ext[0], ext[1]
+
+    @staticmethod
+    def _extension(conn: psycopg.Connection) -> tuple[str, int, str] | None:
+        row = conn.execute(
+            "SELECT n.nspname, t.oid::int, e.extversion FROM pg_extension e "
+            "JOIN pg_namespace n ON n.oid = e.extnamespace "
+            "JOIN pg_type t ON t.typnamespace = e.extnamespace AND t.typname = 'vector' "
+            "WHERE e.extname = 'vector'").fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def _ready(self, conn: psycopg.Connection) -> bool:
+        row = conn.execute(
+            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s", (self.schema, ddl.CATALOG)).fetchone()
+        return row is not None and self._extension(conn) is not None
+
+    def _configure_connection(self, conn: psycopg.Connection) -> None:
+        # Iterative index scans (pgvector 0.8): a filtered ANN query keeps scanning until it
+        # has k matches.  Older versions lack them; the collection's exact fallback covers it.
+        if self.pgvector_version >= (0, 8):
+            conn.execute("SET hnsw.iterative_scan = relaxed_order")
+            conn.execute("SET ivfflat.iterative_scan = relaxed_order")
+        conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS _vb_stage (id text COLLATE \"C\", "
+                             "embedding {}, metadata jsonb, document text) ON COMMIT DELETE ROWS").format(
+            sql.Identifier(self.ext_schema, "vector")))
+
+    # A query is a single autocommitted statement, and psycopg_pool's getconn/putconn cost
+    # about as much Python time as the rest of a query's client side.  So one idle connection
+    # stays checked out as a "spare" that the next query takes with a list pop; concurrent
+    # callers find no spare and go to the pool as usual.
+    def _borrow(self) -> psycopg.Connection:
+        try:
+            return self._spare.pop()
+        except IndexError:
+            return self._pool.getconn()
+
+    def _give_back(self, conn: psycopg.Connection) -> None:
+        if not self._spare and not self._closed and conn.pgconn.transaction_status == pq.TransactionStatus.IDLE:
+            self._spare.append(conn)
+        else:
+            self._pool.putconn(conn)  # the pool resets, or replaces, a connection in any other state
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """A connection for one statement or one ``conn.transaction()`` (autocommit otherwise)."""
+        conn = self._borrow()
+        try:
+            yield conn
+        finally:
+            self._give_back(conn)
+
+    def _close(self) -> None:
+        while self._spare:
+            self._pool.putconn(self._spare.pop())
+        self._pool.close()
+
+    # -- catalog ---------------------------------------------------------------------------
+    @property
+    def _catalog(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, ddl.CATALOG)
+
+    def _table(self, name: str) -> sql.Identifier:
+        return sql.Identifier(self.schema, name)
+
+    def _has_collection(self, name: str) -> bool:
+        with native_errors("pgvector", "looking up a collection"), self._connection() as conn:
+            q = sql.SQL("SELECT 1 FROM {} WHERE name = %s").format(self._catalog)
+            return conn.execute(q, (name,)).fetchone() is not None
+
+    def _list_collections(self) -> list[str]:
+        with native_errors("pgvector", "list_collections"), self._connection() as conn:
+            q = sql.SQL("SELECT name FROM {} ORDER BY name").format(self._catalog)
+            return [r[0] for r in conn.execute(q)]
+
+    def _get_collection(self, name: str) -> PgvectorCollection | None:
+        with native_errors("pgvector", "get_collection"), self._connection() as conn:
+            q = sql.SQL("SELECT dimension, metric, index FROM {} WHERE name = %s").format(self._catalog)
+            row = conn.execute(q, (name,)).fetchone()
+        if row is None:
+            return None
+        return PgvectorCollection(self, name, int(row[0]), str(row[1]), dict(row[2]))
+
+    def _create_collection(self, name: str, dimension: int, metric: str, index: dict[str, Any]) -> PgvectorCollection:
+        if dimension > ddl.MAX_DIMENSION:
+            raise UnsupportedFeatureError(
+                f"pgvector's vector type holds at most {ddl.MAX_DIMENSION} dimensions, not {dimension}")
+        if index["type"] != "default" and index["type"] != "flat" and dimension > ddl.MAX_INDEX_DIMENSION:
+            raise UnsupportedFeatureError(
+                f"pgvector's {index['type']} index takes at most {ddl.MAX_INDEX_DIMENSION} dimensions, not "
+                f"{dimension}; use index={{'type': 'flat'}} (exact search)")
+        if self.pgvector_version < (0, 5):  # HNSW came with pgvector 0.5.0
+            if index["type"] == "hnsw":
+                raise UnsupportedFeatureError(
+                    f"pgvector {'.'.join(map(str, self.pgvector_version))} on this server has no HNSW index "
+                    "(0.5.0 or later has); use {'type': 'ivf'} or {'type': 'flat'}")
+            if index["type"] == "default":
+                index = {"type": "ivf"}
+        spec = ddl.resolve_index(index, dimension)
+        table = self._table(name)
+        with native_errors("pgvector", f"create_collection {name!r}"), self._connection() as conn:
+            try:
+                with conn.transaction():
+                    added = conn.execute(
+                        sql.SQL("INSERT INTO {} (name, dimension, metric, index) VALUES (%s, %s, %s, %s::jsonb) "
+                                "ON CONFLICT (name) DO NOTHING").format(self._catalog),
+                        (name, dimension, metric, dump_json(spec))).rowcount
+                    if not added:
+                        raise CollectionExistsError(f"collection {name!r} exists already on pgvector")
+                    conn.execute(ddl.table_sql(table, self.ext_schema, dimension))
+                    vec_index = ddl.vector_index_sql(table, self.ext_schema, metric, spec)
+                    if vec_index is not None:
+                        conn.execute(vec_index)
+                    conn.execute(ddl.gin_index_sql(table))
+            except pg_errors.DuplicateTable as exc:
+                raise BackendError(
+                    f"pgvector: a table named {name!r} exists already in schema {self.schema!r} and is not a "
+                    "vecbridge collection; choose another name or another schema (?schema=…)") from exc
+        return PgvectorCollection(self, name, dimension, metric, spec)
+
+    def _delete_collection(self, name: str) -> None:
+        with native_errors("pgvector", f"delete_collection {name!r}"), self._connection() as conn, \
+                conn.transaction():
+            gone = conn.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(self._catalog), (name,)).rowcount
+            if gone:
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._table(name)))

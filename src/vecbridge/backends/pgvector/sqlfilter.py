@@ -1,0 +1,62 @@
+"""Compile a filter tree to a SQL condition over the ``metadata jsonb`` column.
+
+The SQL text is made only of the fixed fragments below and ``%s`` placeholders: every
+key and every value travels as a bound parameter, so a key such as ``"x') OR 1=1 --"``
+is just a key that no record has.
+
+The contract's semantics map onto jsonb as follows:
+
+* ``$eq``: containment ``metadata @> {"k": v}``.  jsonb compares numbers by value
+  (``1 == 1.0``), keeps ``true`` apart from ``1``, and ``{"k": [v]}`` does not contain
+  ``{"k": v}``, so a list field equals no scalar.  Containment is what the GIN index
+  (``jsonb_path_ops``) serves.
+* ``$ne``/``$nin``: ``NOT`` of the positive test, true on a missing key or a list field.
+* ``$contains``: ``metadata @> {"k": [v]}``, true only when the field is a list holding v.
+* ranges: ``jsonb_typeof(metadata -> k) = 'number' AND metadata -> k > v`` (jsonb's own
+  numeric order; no cast, so no row can raise an error), wrapped in ``COALESCE`` so
+  that a missing key gives false, never NULL, and ``NOT`` stays exact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...filters import And, Cmp, Node, Not, Or
+from .codec import dump_json
+
+__all__ = ["compile_filter"]
+
+_RANGE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+_CONTAINS = "metadata @> %s::jsonb"
+
+
+def _any_of(key: str, values: tuple[Any, ...], params: list[Any]) -> str:
+    if len(values) == 1:
+        params.append(dump_json({key: values[0]}))
+        return _CONTAINS
+    params.append([dump_json({key: v}) for v in values])
+    return "metadata @> ANY(%s::jsonb[])"
+
+
+def compile_filter(node: Node, params: list[Any]) -> str:
+    """A SQL boolean (never NULL) for ``node``; its parameters are appended to ``params``."""
+    if isinstance(node, And):
+        return "(" + " AND ".join(compile_filter(n, params) for n in node.items) + ")"
+    if isinstance(node, Or):
+        return "(" + " OR ".join(compile_filter(n, params) for n in node.items) + ")"
+    if isinstance(node, Not):
+        return "(NOT " + compile_filter(node.item, params) + ")"
+    assert isinstance(node, Cmp)
+    op, key = node.op, node.key
+    if op in _RANGE:
+        params.extend((key, key, dump_json(node.value)))
+        return (f"COALESCE(jsonb_typeof(metadata -> %s::text) = 'number' "
+                f"AND metadata -> %s::text {_RANGE[op]} %s::jsonb, false)")
+    if op == "$contains":
+        params.append(dump_json({key: [node.value]}))
+        return _CONTAINS
+    if op in ("$eq", "$ne"):
+        cond = _any_of(key, (node.value,), params)
+    else:
+        cond = _any_of(key, node.value, params)
+    return f"(NOT {cond})" if op in ("$ne", "$nin") else cond
