@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -41,6 +41,7 @@ __all__ = [
     "evaluate",
     "matches",
     "parse",
+    "to_sql",
     "values_equal",
 ]
 
@@ -213,3 +214,15 @@ def evaluate(where: Any, metadata: Mapping[str, Any] | None) -> bool:
 def canonical(where: Any) -> str:
     """A stable text form of a filter, usable as a cache key."""
     return json.dumps(where, sort_keys=True, separators=(",", ":"), default=repr)
+
+
+def to_sql(node: Node, leaf: Callable[[Cmp], str]) -> str:
+    """Render a tree as a SQL boolean: ``leaf`` renders each comparison (binding its
+    parameters as it goes, in text order); AND, OR and NOT are the same in every dialect."""
+    if isinstance(node, And):
+        return "(" + " AND ".join(to_sql(n, leaf) for n in node.items) + ")"
+    if isinstance(node, Or):
+        return "(" + " OR ".join(to_sql(n, leaf) for n in node.items) + ")"
+    if isinstance(node, Not):
+        return "(NOT " + to_sql(node.item, leaf) + ")"
+    return leaf(node)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...filters import And, Cmp, Node, Not, Or
+from ...filters import Cmp, Node, to_sql
 
 KIND_STR, KIND_NUM, KIND_BOOL = 0, 1, 2
 
@@ -60,15 +60,8 @@ def _exists(key: str, is_list: int, cond: str, params: list[Any], cond_params: l
     return f"r.rid IN (SELECT m.rid FROM meta m WHERE m.key = ? AND m.is_list = {is_list} AND {cond})"
 
 
-def compile_filter(node: Node, params: list[Any]) -> str:
+def _compare(node: Cmp, params: list[Any]) -> str:
     """SQL boolean expression over ``records r``; appends its parameters to ``params``."""
-    if isinstance(node, And):
-        return "(" + " AND ".join(compile_filter(n, params) for n in node.items) + ")"
-    if isinstance(node, Or):
-        return "(" + " OR ".join(compile_filter(n, params) for n in node.items) + ")"
-    if isinstance(node, Not):
-        return "(NOT " + compile_filter(node.item, params) + ")"
-    assert isinstance(node, Cmp)
     op = node.op
     cond_params: list[Any] = []
     if op in _RANGE_SQL:
@@ -79,3 +72,8 @@ def compile_filter(node: Node, params: list[Any]) -> str:
     cond = _values_match(values, cond_params)
     expr = _exists(node.key, 1 if op == "$contains" else 0, cond, params, cond_params)
     return f"(NOT {expr})" if op in ("$ne", "$nin") else expr
+
+
+def compile_filter(node: Node, params: list[Any]) -> str:
+    """SQL boolean for the whole tree; its parameters are appended to ``params`` in text order."""
+    return to_sql(node, lambda cmp: _compare(cmp, params))

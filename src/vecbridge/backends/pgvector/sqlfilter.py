@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...filters import And, Cmp, Node, Not, Or
+from ...filters import Cmp, Node, to_sql
 from .codec import dump_json
 
 __all__ = ["compile_filter"]
@@ -38,15 +38,8 @@ def _any_of(key: str, values: tuple[Any, ...], params: list[Any]) -> str:
     return "metadata @> ANY(%s::jsonb[])"
 
 
-def compile_filter(node: Node, params: list[Any]) -> str:
+def _compare(node: Cmp, params: list[Any]) -> str:
     """A SQL boolean (never NULL) for ``node``; its parameters are appended to ``params``."""
-    if isinstance(node, And):
-        return "(" + " AND ".join(compile_filter(n, params) for n in node.items) + ")"
-    if isinstance(node, Or):
-        return "(" + " OR ".join(compile_filter(n, params) for n in node.items) + ")"
-    if isinstance(node, Not):
-        return "(NOT " + compile_filter(node.item, params) + ")"
-    assert isinstance(node, Cmp)
     op, key = node.op, node.key
     if op in _RANGE:
         params.extend((key, key, dump_json(node.value)))
@@ -60,3 +53,8 @@ def compile_filter(node: Node, params: list[Any]) -> str:
     else:
         cond = _any_of(key, node.value, params)
     return f"(NOT {cond})" if op in ("$ne", "$nin") else cond
+
+
+def compile_filter(node: Node, params: list[Any]) -> str:
+    """SQL boolean for the whole tree; its parameters are appended to ``params`` in text order."""
+    return to_sql(node, lambda cmp: _compare(cmp, params))
