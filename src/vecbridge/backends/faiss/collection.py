@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 #: Filters matching at most this many records are searched exactly over the matches.
 EXACT_LIMIT = 4096
 _FILTER_CACHE_SIZE = 32
+#: Vectors fetched for an exact fallback are kept with the filter up to this many matches.
+FALLBACK_CACHE_LIMIT = 65536
 DEFAULT_HNSW = {"m": 16, "ef_construction": 200, "ef_search": 100}
 
 
@@ -56,6 +58,7 @@ class FaissCollection(BaseCollection):
         self._saved_gen = -1
         self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray | None, Any]] = OrderedDict()
         self._cache_gen = -1
+        self._fallback: dict[str, np.ndarray] = {}  # filter -> its matches' vectors, same lifetime
         self._exact = index.get("type") == "flat"
         self._ef = int(index.get("ef_search", DEFAULT_HNSW["ef_search"]))
         self._plain_params: dict[int, Any] = {}
@@ -121,6 +124,7 @@ class FaissCollection(BaseCollection):
     def _apply(self, removed: np.ndarray, added_rids: np.ndarray | None, vectors: np.ndarray | None) -> None:
         """Mirror a committed SQLite change in the index; on failure the index is rebuilt lazily."""
         self._cache.clear()
+        self._fallback.clear()
         if self._index is None:
             return
         try:
@@ -202,6 +206,7 @@ class FaissCollection(BaseCollection):
         gen = self._store.generation
         if gen != self._cache_gen:
             self._cache.clear()
+            self._fallback.clear()
             self._cache_gen = gen
         key = repr(where)  # repr keeps True, 1 and 1.0 apart, unlike ==
         hit = self._cache.get(key)
@@ -215,7 +220,7 @@ class FaissCollection(BaseCollection):
             hit = (rids, vecs, sel)
             self._cache[key] = hit
             if len(self._cache) > _FILTER_CACHE_SIZE:
-                self._cache.popitem(last=False)
+                self._fallback.pop(self._cache.popitem(last=False)[0], None)
         else:
             self._cache.move_to_end(key)
         return hit
@@ -293,7 +298,11 @@ class FaissCollection(BaseCollection):
                     D, I = self._search(index, q, want, sel)
                     for short in np.nonzero((I >= 0).sum(axis=1) < want)[0]:
                         if vecs is None:  # the graph search missed matches: answer exactly
-                            vecs = self._index_vectors(rids)
+                            vecs = self._fallback.get(repr(where))
+                            if vecs is None:
+                                vecs = self._index_vectors(rids)
+                                if len(rids) <= FALLBACK_CACHE_LIMIT:  # for the next short row
+                                    self._fallback[repr(where)] = vecs
                         D[short], I[short] = (a[0] for a in self._knn(q[short:short + 1], vecs, rids, want))
             found = np.unique(I[I >= 0])
             rows = self._store.by_rids(found.tolist(), include)
