@@ -282,7 +282,7 @@ class FaissCollection(BaseCollection):
                 want = min(k, live)
                 rids_all: np.ndarray | None = None
                 vecs_all: np.ndarray | None = None
-                for short in np.nonzero((I >= 0).sum(axis=1) < want)[0]:
+                for short in (np.nonzero((I >= 0).sum(axis=1) < want)[0] if (I < 0).any() else ()):
                     if rids_all is None or vecs_all is None:  # an approximate search came back short
                         rids_all = self._store.matching_rids(None)
                         vecs_all = self._index_vectors(rids_all)
@@ -296,7 +296,7 @@ class FaissCollection(BaseCollection):
                     D, I = self._knn(q, vecs, rids, want)
                 else:
                     D, I = self._search(index, q, want, sel)
-                    for short in np.nonzero((I >= 0).sum(axis=1) < want)[0]:
+                    for short in (np.nonzero((I >= 0).sum(axis=1) < want)[0] if (I < 0).any() else ()):
                         if vecs is None:  # the graph search missed matches: answer exactly
                             vecs = self._fallback.get(repr(where))
                             if vecs is None:
@@ -304,20 +304,15 @@ class FaissCollection(BaseCollection):
                                 if len(rids) <= FALLBACK_CACHE_LIMIT:  # for the next short row
                                     self._fallback[repr(where)] = vecs
                         D[short], I[short] = (a[0] for a in self._knn(q[short:short + 1], vecs, rids, want))
-            found = np.unique(I[I >= 0])
-            rows = self._store.by_rids(found.tolist(), include)
+            rows = self._store.by_rids(set(I.ravel().tolist()) - {-1}, include)
         want_vec, want_meta, want_doc = "vector" in include, "metadata" in include, "document" in include
-        loads, frombuffer = json.loads, np.frombuffer
+        frombuffer = np.frombuffer
         out: list[list[RawHit]] = []
         for drow, irow in zip(D.tolist(), I.tolist()):
-            hits = []
-            for d, rid in zip(drow, irow):
-                row = rows.get(rid)
-                if row is None:
-                    continue
-                hits.append(RawHit(row[1], d,
-                                   loads(row[3]) if want_meta else None,
-                                   row[4] if want_doc else None,
-                                   frombuffer(row[2], dtype=np.float32).copy() if want_vec else None))
-            out.append(hits)
+            found = [(d, rows[rid]) for d, rid in zip(drow, irow) if rid in rows]
+            # one JSON parse per row of hits rather than one per hit
+            metas = json.loads("[" + ",".join(r[3] for _, r in found) + "]") if want_meta else [None] * len(found)
+            out.append([RawHit(r[1], d, m, r[4] if want_doc else None,
+                               frombuffer(r[2], dtype=np.float32).copy() if want_vec else None)
+                        for (d, r), m in zip(found, metas)])
         return out
