@@ -21,7 +21,6 @@ A ``where`` is Mongo-style::
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,7 +36,6 @@ __all__ = [
     "Node",
     "Not",
     "Or",
-    "canonical",
     "evaluate",
     "matches",
     "parse",
@@ -209,11 +207,6 @@ def matches(node: Node | None, metadata: Mapping[str, Any]) -> bool:
 def evaluate(where: Any, metadata: Mapping[str, Any] | None) -> bool:
     """The reference evaluator: does ``metadata`` satisfy ``where``?"""
     return matches(parse(where), metadata or {})
-
-
-def canonical(where: Any) -> str:
-    """A stable text form of a filter, usable as a cache key."""
-    return json.dumps(where, sort_keys=True, separators=(",", ":"), default=repr)
 
 
 def to_sql(node: Node, leaf: Callable[[Cmp], str]) -> str:

@@ -164,12 +164,9 @@ class Store:
         )
 
     def select(self, include: frozenset[str], where: Node | None = None, ids: Sequence[str] | None = None,
-               after_rid: int | None = None, limit: int | None = None, offset: int = 0) -> list[Record]:
+               limit: int | None = None, offset: int = 0) -> list[Record]:
         params: list[Any] = []
         conds = [self.where_sql(where, params)]
-        if after_rid is not None:
-            conds.append("r.rid > ?")
-            params.append(after_rid)
         cols = self.columns(include)
         if ids is not None:
             out: list[Record] = []
