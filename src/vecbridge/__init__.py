@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     BackendError,
+    BackendLockedError,
+    BackendUnavailableError,
     BackendNotInstalledError,
     CollectionExistsError,
     CollectionNotFoundError,
@@ -41,6 +43,8 @@ __all__ = [
     "METRICS",
     "URL",
     "BackendError",
+    "BackendLockedError",
+    "BackendUnavailableError",
     "BackendNotInstalledError",
     "Client",
     "Collection",

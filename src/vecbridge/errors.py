@@ -18,6 +18,9 @@
     ├── DuplicateIdError             ``add`` of an id that exists already
     ├── RecordNotFoundError          ``update`` of an id that does not exist
     └── BackendError                 the database failed; the native exception is ``__cause__``
+        ├── BackendUnavailableError  what a retry can cure: refused or dropped connection, timeout,
+        │                            a server that is starting
+        └── BackendLockedError       an embedded folder or file is held by another process
 
 Every message says what was wrong, where (batch position, metadata key, operator,
 backend) and, where it helps, what to do.  Messages never contain a password.
@@ -27,6 +30,8 @@ from __future__ import annotations
 
 __all__ = [
     "BackendError",
+    "BackendLockedError",
+    "BackendUnavailableError",
     "BackendNotInstalledError",
     "CollectionExistsError",
     "CollectionNotFoundError",
@@ -107,3 +112,13 @@ class RecordNotFoundError(VecbridgeError, LookupError):
 
 class BackendError(VecbridgeError):
     """The database failed.  The native exception is kept as ``__cause__``."""
+
+
+class BackendUnavailableError(BackendError):
+    """The database could not be reached for now: a refused or dropped connection, a timeout,
+    a server that is starting.  The only error a migration retries."""
+
+
+class BackendLockedError(BackendError):
+    """An embedded database's folder or file is in use by another process; the message names
+    the path and says what to do (close the other process, or use the database's server)."""
