@@ -2,38 +2,58 @@
 
 :class:`BaseCollection` does what the contract decides once for every backend:
 validation of the whole batch before any write, ``include`` handling, ordering of
-``get`` by the ids given, score conversion, ``add``'s duplicate check and
-``update``'s read-merge-write (both overridable where a backend can do better).
-A backend implements the ``_``-prefixed hooks.
+``get`` by the ids given, score conversion, the exact top-k rule, the filter number
+rule, ``add``'s duplicate check and ``update``'s read-merge-write (both overridable
+where a backend can do better).  :class:`BaseClient` parses the backend's declared
+options and holds its :class:`~vecbridge.capabilities.Capabilities`.
+
+A backend implements the ``_``-prefixed hooks.  Required: ``_upsert``, ``_get_ids``,
+``_get_page``, ``_query``, ``_delete``, ``_count``, ``_scan`` (collection) and
+``_create_collection``, ``_get_collection``, ``_list_collections``,
+``_delete_collection`` (client).  Optional, with a default here: ``_add``, ``_update``,
+``_existing_ids``, ``_exact_query`` (default: brute force over the filter's matches),
+``_read_config``/``_write_config`` (the collection's configuration document),
+``_capabilities``, ``_close``.
+
+Native exceptions become vecbridge errors through one table per backend
+(``BaseClient.error_map``, see :func:`native_errors`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, ClassVar, NamedTuple
+import errno
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, NamedTuple, Union
 
 import numpy as np
 
 from . import filters
+from .capabilities import Capabilities
 from .errors import (
     BackendError,
+    BackendUnavailableError,
     CollectionExistsError,
     CollectionNotFoundError,
     DimensionMismatchError,
     DuplicateIdError,
+    InvalidRecordError,
     RecordNotFoundError,
     UnsupportedFeatureError,
+    UnsupportedFilterError,
     VecbridgeError,
 )
-from .scores import convert
+from .options import Option, parse_options
+from .scores import convert, exact_top_k
 from .types import INCLUDE_ALL, Hit, Record
 from .url import URL, redact
 from .validation import (
-    PORTABLE_NAME,
-    PORTABLE_RULE,
+    MAX_ID_BYTES,
     Batch,
+    size_violations,
     validate_batch,
     validate_dimension,
     validate_ids,
@@ -44,7 +64,7 @@ from .validation import (
     validate_query_vectors,
 )
 
-__all__ = ["ALL", "BaseClient", "BaseCollection", "RawHit", "native_errors"]
+__all__ = ["ALL", "CONFIG_KEYS", "BaseClient", "BaseCollection", "ErrorRule", "RawHit", "native_errors"]
 
 ALL = frozenset(INCLUDE_ALL)
 
@@ -59,9 +79,43 @@ class RawHit(NamedTuple):
     vector: np.ndarray | None = None
 
 
+#: One row of a backend's error table: a native exception type, and the vecbridge error
+#: class it becomes, or a function of the exception giving that class (``None``: no match,
+#: try the next row).
+ErrorRule = tuple[type[BaseException], Union[type[VecbridgeError], Callable[[BaseException], Any]]]
+
+_UNAVAILABLE_ERRNOS = frozenset({errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE,
+                                 errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH})
+
+
+def _os_error(exc: BaseException) -> type[VecbridgeError] | None:
+    return BackendUnavailableError if getattr(exc, "errno", None) in _UNAVAILABLE_ERRNOS else None
+
+
+#: Rows every backend's table ends with: the standard library's transport errors.
+COMMON_ERRORS: tuple[ErrorRule, ...] = (
+    (ConnectionError, BackendUnavailableError),
+    (TimeoutError, BackendUnavailableError),
+    (socket.timeout, BackendUnavailableError),
+    (OSError, _os_error),
+)
+
+
+def classify(exc: BaseException, table: Sequence[ErrorRule] = ()) -> type[VecbridgeError]:
+    """The vecbridge error class for a native exception: the first matching row of
+    ``table`` then of :data:`COMMON_ERRORS`; :class:`BackendError` when none matches."""
+    for etype, target in (*table, *COMMON_ERRORS):
+        if isinstance(exc, etype):
+            cls = target if isinstance(target, type) else target(exc)
+            if cls is not None:
+                return cls  # type: ignore[no-any-return]
+    return BackendError
+
+
 @contextlib.contextmanager
-def native_errors(backend: str, action: str) -> Iterator[None]:
-    """Turn a native exception into :class:`BackendError`, keeping it as ``__cause__``."""
+def native_errors(backend: str, action: str, table: Sequence[ErrorRule] = ()) -> Iterator[None]:
+    """Turn a native exception into a vecbridge error through ``table`` (see :func:`classify`),
+    keeping it as ``__cause__``; the message names the backend and the action, never a secret."""
     try:
         yield
     except VecbridgeError:
@@ -71,7 +125,12 @@ def native_errors(backend: str, action: str) -> Iterator[None]:
     except Exception as exc:
         msg = redact(str(exc)).strip().splitlines()
         first = msg[0][:500] if msg else type(exc).__name__
-        raise BackendError(f"{backend}: {action} failed: {type(exc).__name__}: {first}") from exc
+        cls = classify(exc, table)
+        raise cls(f"{backend}: {action} failed: {type(exc).__name__}: {first}") from exc
+
+
+#: Keys of a collection's configuration document that the core owns.
+CONFIG_KEYS = ("dimension", "metric", "index", "layout")
 
 
 def _check_count(value: Any, name: str, minimum: int) -> int | None:
@@ -82,11 +141,18 @@ def _check_count(value: Any, name: str, minimum: int) -> int | None:
     return int(value)
 
 
+def _by_distance(hit: Hit) -> float:
+    return hit.distance
+
+
 class BaseCollection:
     """The shared half of every backend's collection."""
 
     #: Per metric, the kind of number the backend's search returns (see vecbridge.scores).
     native_scores: ClassVar[Mapping[str, str]] = {"cosine": "distance", "l2": "distance", "ip": "distance"}
+    #: The kind of number ``_exact_query`` returns: the contract's distance for the default
+    #: brute force; a backend that answers exactly inside the database sets its own.
+    exact_scores: ClassVar[Mapping[str, str]] = {"cosine": "distance", "l2": "distance", "ip": "distance"}
 
     def __init__(self, client: BaseClient, name: str, dimension: int, metric: str, index: Mapping[str, Any] | None = None):
         self._client = client
@@ -95,6 +161,15 @@ class BaseCollection:
         self.metric = metric
         self.index = dict(index or {"type": "default"})
         self._owns_client = False
+        self._config: dict[str, Any] | None = None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._client.capabilities
+
+    def _mapped_errors(self, action: str) -> contextlib.AbstractContextManager[None]:
+        """:func:`native_errors` with this backend's error table."""
+        return self._client._mapped_errors(action)
 
     @property
     def backend(self) -> str:
@@ -105,8 +180,18 @@ class BaseCollection:
 
     # -- writes ------------------------------------------------------------------
     def _batch(self, ids: Any, vectors: Any, metadatas: Any, documents: Any, require_vectors: bool = True) -> Batch:
-        return validate_batch(ids, vectors, metadatas, documents, dimension=self.dimension, metric=self.metric,
-                              require_vectors=require_vectors)
+        b = validate_batch(ids, vectors, metadatas, documents, dimension=self.dimension, metric=self.metric,
+                           require_vectors=require_vectors)
+        caps = self.capabilities
+        if caps.max_document_bytes is not None or caps.max_metadata_bytes is not None or \
+                caps.max_id_bytes < MAX_ID_BYTES:
+            for i, part, n, limit in size_violations(b.ids, b.metadatas, b.documents, max_id_bytes=caps.max_id_bytes,
+                                                     max_document_bytes=caps.max_document_bytes,
+                                                     max_metadata_bytes=caps.max_metadata_bytes):
+                field = {"id": "ids", "document": "documents", "metadata": "metadatas"}[part]
+                raise InvalidRecordError(f"{field}[{i}] (id {b.ids[i]!r}) is {n:,} bytes; the {self.backend} backend "
+                                         f"holds a record's {part} of at most {limit:,} bytes; nothing was written")
+        return b
 
     @staticmethod
     def _complete(b: Batch) -> Batch:
@@ -133,7 +218,7 @@ class BaseCollection:
     # -- reads -------------------------------------------------------------------
     def get(self, ids: Sequence[str] | None = None, where: Any = None, limit: int | None = None,
             offset: int | None = None, include: Sequence[str] | None = None) -> list[Record]:
-        node = filters.parse(where)
+        node = self._parse_where(where)
         inc = validate_include(include)
         limit = _check_count(limit, "limit", 0)
         offset = _check_count(offset, "offset", 0) or 0
@@ -154,35 +239,135 @@ class BaseCollection:
               include: Sequence[str] | None = None) -> list[Hit] | list[list[Hit]]:
         arr, single = validate_query_vectors(vectors, self.dimension, self.metric)
         k = _check_count(k, "k", 1)  # type: ignore[assignment]
-        node = filters.parse(where)
+        node = self._parse_where(where)
         inc = validate_include(include)
         raw = self._query(arr, k, node, inc) if arr.shape[0] else []
-        metric, kind = self.metric, self.native_scores[self.metric]
+        kinds = [self.native_scores] * len(raw)
+        self._complete_short_rows(arr, k, node, inc, raw, kinds)
+        metric = self.metric
+        want_meta, want_doc, want_vec = "metadata" in inc, "document" in inc, "vector" in inc
         out: list[list[Hit]] = []
-        for row in raw:
+        for row, kind_map in zip(raw, kinds):
+            kind = kind_map[metric]
             hits = []
             for h in row:
                 score, distance = convert(metric, kind, h.value)
-                hits.append(Hit(h.id, score, distance,
-                                h.metadata if "metadata" in inc else None,
-                                h.document if "document" in inc else None,
-                                h.vector if "vector" in inc else None))
-            hits.sort(key=lambda x: x.distance)
+                hits.append(Hit(h.id, score, distance, h.metadata if want_meta else None,
+                                h.document if want_doc else None, h.vector if want_vec else None))
+            hits.sort(key=_by_distance)
             out.append(hits)
         return out[0] if single else out
+
+    # -- the exact top-k rule ---------------------------------------------------------
+    def _complete_short_rows(self, arr: np.ndarray, k: int, node: filters.Node | None, inc: frozenset[str],
+                             raw: list[list[RawHit]], kinds: list[Mapping[str, str]]) -> None:
+        """Never fewer than ``k`` hits because the search was approximate: a row that came back
+        with fewer hits than there are matching records (at most ``k``) is answered again by
+        ``_exact_query``.  The count is asked only when some row is short."""
+        short = [i for i, row in enumerate(raw) if len(row) < k]
+        if not short:
+            return
+        need = min(k, self._count(node))
+        redo = [i for i in short if len(raw[i]) < need]
+        if not redo:
+            return
+        for i, row in zip(redo, self._exact_query(arr[redo], k, node, inc)):
+            raw[i] = row
+            kinds[i] = self.exact_scores
+
+    def _exact_query(self, vectors: np.ndarray, k: int, where: filters.Node | None,
+                     include: frozenset[str]) -> list[list[RawHit]]:
+        """Exact top-``k`` over the records matching ``where``, values as ``exact_scores`` says.
+
+        The default reads the matches in pages (the filter runs in the database) and ranks
+        them with :func:`vecbridge.scores.exact_top_k`; a backend that can search exactly
+        inside the database overrides this and sets ``exact_scores``."""
+        page = max(256, min(8192, (64 << 20) // (4 * self.dimension + 64)))
+        fields = include | {"vector"}
+        best: list[list[tuple[float, Record]]] = [[] for _ in range(len(vectors))]
+        offset = 0
+        while True:
+            recs = self._get_page(where, page, offset, frozenset(fields))
+            if not recs:
+                break
+            mat = np.stack([np.asarray(r.vector, dtype=np.float32) for r in recs])
+            dist, idx = exact_top_k(self.metric, vectors, mat, k)
+            for qi in range(len(vectors)):
+                merged = best[qi] + [(float(d), recs[j]) for d, j in zip(dist[qi], idx[qi])]
+                merged.sort(key=lambda t: t[0])
+                best[qi] = merged[:k]
+            if len(recs) < page:
+                break
+            offset += len(recs)
+        want_vec = "vector" in include
+        return [[RawHit(r.id, d, r.metadata, r.document, r.vector if want_vec else None) for d, r in row]
+                for row in best]
+
+    # -- filters ----------------------------------------------------------------------
+    def _parse_where(self, where: Any) -> filters.Node | None:
+        """Parse ``where`` and apply the core's rule for numbers the backend cannot compare
+        exactly: an integer outside the backend's ``filter_int_range`` is refused."""
+        node = filters.parse(where)
+        bounds = self.capabilities.filter_int_range
+        if node is not None and bounds is not None:
+            lo, hi = bounds
+            for value in filters.numbers(node):
+                if isinstance(value, int) and not lo <= value <= hi:
+                    raise UnsupportedFilterError(
+                        f"the {self.backend} backend compares integers in filters exactly only from {lo} to {hi}; "
+                        f"the filter has {value}")
+        return node
+
+    # -- configuration ----------------------------------------------------------------
+    @property
+    def config(self) -> dict[str, Any]:
+        """The collection's configuration document: ``dimension``, ``metric``, ``index``,
+        ``layout`` and what else was stored with it (``set_config``), e.g. an embedding spec."""
+        if self._config is None:
+            stored = self._read_config() or {}
+            self._config = {**stored, "dimension": self.dimension, "metric": self.metric,
+                            "index": dict(self.index), "layout": stored.get("layout", "vecbridge")}
+        return json.loads(json.dumps(self._config))
+
+    def set_config(self, **entries: Any) -> None:
+        """Store ``entries`` (JSON values; ``None`` removes a key) in the configuration document.
+        ``dimension``, ``metric`` and ``index`` describe the collection and cannot be set."""
+        fixed = sorted(set(entries) & {"dimension", "metric", "index"})
+        if fixed:
+            raise ValueError(f"{', '.join(fixed)} describe the collection and cannot be set in its configuration")
+        doc = {k: v for k, v in (self._read_config() or {}).items() if k not in ("dimension", "metric", "index")}
+        for key, value in entries.items():
+            if value is None:
+                doc.pop(key, None)
+            else:
+                doc[key] = value
+        try:
+            text = json.dumps(doc, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"the configuration of {self.name!r} must be JSON: {exc}") from None
+        self._write_config(json.loads(text))
+        self._config = None
+
+    def _read_config(self) -> dict[str, Any] | None:
+        """The stored configuration document, or ``None`` where nothing is stored."""
+        return None
+
+    def _write_config(self, doc: dict[str, Any]) -> None:
+        """Store ``doc`` (a JSON object, at most a few kB) with the collection, replacing any."""
+        raise UnsupportedFeatureError(f"the {self.backend} backend cannot store a collection configuration yet")
 
     def delete(self, ids: Sequence[str] | None = None, where: Any = None) -> None:
         if ids is None and where is None:
             raise ValueError("delete needs ids, where, or both; to delete everything use delete(where={}) "
                              "or client.delete_collection()")
         id_list = None if ids is None else list(dict.fromkeys(validate_ids(ids, unique=False)))
-        node = filters.parse(where)
+        node = self._parse_where(where)
         if id_list is not None and not id_list:
             return
         self._delete(id_list, node)
 
     def count(self, where: Any = None) -> int:
-        return int(self._count(filters.parse(where)))
+        return int(self._count(self._parse_where(where)))
 
     def scan(self, batch_size: int = 1000, include: Sequence[str] | None = None) -> Iterator[list[Record]]:
         size = _check_count(batch_size, "batch_size", 1)
@@ -263,15 +448,40 @@ class BaseClient:
     """The shared half of every backend's client."""
 
     backend_name: ClassVar[str] = "backend"
-    name_pattern: ClassVar[re.Pattern[str]] = PORTABLE_NAME
-    name_rule: ClassVar[str] = PORTABLE_RULE
-    #: Index types besides the default that ``create_collection`` accepts.
-    index_types: ClassVar[tuple[str, ...]] = ("flat", "hnsw")
+    #: What the backend can do (see :mod:`vecbridge.capabilities`); refine per instance in
+    #: ``_capabilities`` where it depends on the server reached.
+    capabilities_declared: ClassVar[Capabilities] = Capabilities()
+    #: The options the backend takes (see :mod:`vecbridge.options`).
+    declared_options: ClassVar[tuple[Option, ...]] = ()
+    #: Whether an undeclared option goes to the driver unchanged (pgvector: libpq's parameters).
+    passthrough_option: ClassVar[Callable[[str], bool] | None] = None
+    #: Native exception type -> vecbridge error class (see :func:`classify`).
+    error_map: ClassVar[tuple[ErrorRule, ...]] = ()
 
     def __init__(self, url: URL | str, **options: Any):
         self.url = URL.parse(url)
-        self.options = options
+        self.options = parse_options(self.declared_options, options, backend=self.backend_name,
+                                     local=self.url.is_local, passthrough=type(self).passthrough_option,
+                                     url=str(self.url))
         self._closed = False
+        self._caps: Capabilities | None = None
+        self._caps_lock = threading.Lock()
+
+
+    @property
+    def capabilities(self) -> Capabilities:
+        if self._caps is None:
+            with self._caps_lock:
+                if self._caps is None:
+                    self._caps = self._capabilities()
+        return self._caps
+
+    def _capabilities(self) -> Capabilities:
+        return self.capabilities_declared
+
+    def _mapped_errors(self, action: str) -> contextlib.AbstractContextManager[None]:
+        """:func:`native_errors` with this backend's error table."""
+        return native_errors(self.backend_name, action, self.error_map)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url}>"
@@ -295,10 +505,17 @@ class BaseClient:
     def create_collection(self, name: str, dimension: int, metric: str = "cosine",
                           index: Mapping[str, Any] | None = None) -> BaseCollection:
         self._check_open()
-        validate_name(name, self.name_pattern, self.name_rule, self.backend_name)
+        caps = self.capabilities
+        validate_name(name, caps.name_pattern, caps.name_rule, self.backend_name)
         dimension = validate_dimension(dimension)
+        if caps.max_dimension is not None and dimension > caps.max_dimension:
+            raise UnsupportedFeatureError(f"the {self.backend_name} backend holds vectors of at most "
+                                          f"{caps.max_dimension} dimensions, not {dimension}")
         metric = validate_metric(metric)
-        spec = validate_index(index, self.index_types, self.backend_name)
+        if metric not in caps.metrics:
+            raise UnsupportedFeatureError(f"the {self.backend_name} backend has no {metric!r} metric; "
+                                          f"it offers {', '.join(caps.metrics)}")
+        spec = validate_index(index, caps.index_types, self.backend_name)
         if self._has_collection(name):
             raise CollectionExistsError(f"collection {name!r} exists already on {self.backend_name}")
         return self._create_collection(name, dimension, metric, spec)

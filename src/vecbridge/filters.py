@@ -22,11 +22,14 @@ A ``where`` is Mongo-style::
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
-from .errors import InvalidFilterError
+from .errors import InvalidFilterError, UnsupportedFilterError
+from .validation import plain_scalar
+
+T = TypeVar("T")
 
 __all__ = [
     "COMPARISONS",
@@ -38,6 +41,8 @@ __all__ = [
     "Or",
     "evaluate",
     "matches",
+    "numbers",
+    "operator_table",
     "parse",
     "to_sql",
     "values_equal",
@@ -80,7 +85,11 @@ def _is_number(v: Any) -> bool:
 
 
 def _check_scalar(v: Any, where: str) -> None:
-    if isinstance(v, (str, bool)):
+    if isinstance(v, str):
+        if "\x00" in v:
+            raise InvalidFilterError(f"{where}: the value holds a NUL character, which no stored text can hold")
+        return
+    if isinstance(v, bool):
         return
     if _is_number(v):
         if isinstance(v, float) and not math.isfinite(v):
@@ -91,6 +100,7 @@ def _check_scalar(v: Any, where: str) -> None:
 
 def _parse_ops(key: str, spec: Any, path: str) -> list[Node]:
     if not isinstance(spec, Mapping):
+        spec = plain_scalar(spec)
         _check_scalar(spec, f"{path}[{key!r}]")
         return [Cmp(key, "$eq", spec)]
     if not spec:
@@ -98,6 +108,7 @@ def _parse_ops(key: str, spec: Any, path: str) -> list[Node]:
     out: list[Node] = []
     for op, value in spec.items():
         where = f"{path}[{key!r}][{op!r}]"
+        value = plain_scalar(value)
         if op not in COMPARISONS:
             raise InvalidFilterError(f"{where}: unknown operator {op!r}; operators are {' '.join(COMPARISONS)}")
         if op in RANGE_OPS:
@@ -107,9 +118,9 @@ def _parse_ops(key: str, spec: Any, path: str) -> list[Node]:
         elif op in ("$in", "$nin"):
             if not isinstance(value, (list, tuple)) or not value:
                 raise InvalidFilterError(f"{where}: {op} takes a non-empty list of values, got {value!r}")
+            value = tuple(plain_scalar(v) for v in value)
             for i, v in enumerate(value):
                 _check_scalar(v, f"{where}[{i}]")
-            value = tuple(value)
         else:
             _check_scalar(value, where)
         out.append(Cmp(key, op, value))
@@ -128,6 +139,9 @@ def parse(where: Any, path: str = "where") -> Node | None:
     for key, spec in where.items():
         if not isinstance(key, str) or not key:
             raise InvalidFilterError(f"{path} has the key {key!r}; keys are non-empty strings")
+        if "\x00" in key:
+            raise InvalidFilterError(f"{path} has the key {key!r}, which holds a NUL character; "
+                                     "no metadata key can hold one")
         if key in ("$and", "$or"):
             if not isinstance(spec, (list, tuple)) or not spec:
                 raise InvalidFilterError(f"{path}[{key!r}] takes a non-empty list of filters")
@@ -219,3 +233,34 @@ def to_sql(node: Node, leaf: Callable[[Cmp], str]) -> str:
     if isinstance(node, Not):
         return "(NOT " + to_sql(node.item, leaf) + ")"
     return leaf(node)
+
+
+def numbers(node: Node) -> Iterator[Any]:
+    """Every number a tree compares with (bools excluded)."""
+    if isinstance(node, Cmp):
+        values = node.value if isinstance(node.value, tuple) else (node.value,)
+        yield from (v for v in values if _is_number(v))
+    elif isinstance(node, Not):
+        yield from numbers(node.item)
+    else:
+        for item in node.items:
+            yield from numbers(item)
+
+
+def operator_table(table: Mapping[str, Callable[..., T]], backend: str) -> Callable[..., T]:
+    """A translator's dispatch: ``table`` maps each comparison operator to the function that
+    translates it; an operator missing from the table (one added to the language later) is
+    refused with :class:`UnsupportedFilterError`, never sent to another operator's branch.
+
+    The returned function takes the :class:`Cmp` first, then whatever the backend passes on.
+    """
+
+    def translate(node: Cmp, *args: Any, **kwargs: Any) -> T:
+        fn = table.get(node.op)
+        if fn is None:
+            raise UnsupportedFilterError(f"the {backend} backend cannot run the filter operator {node.op} "
+                                         f"(on the key {node.key!r})")
+        return fn(node, *args, **kwargs)
+
+    translate.operators = frozenset(table)  # type: ignore[attr-defined]
+    return translate

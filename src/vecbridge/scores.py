@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-__all__ = ["NativeKind", "brute_force_distances", "convert"]
+__all__ = ["NativeKind", "brute_force_distances", "convert", "exact_top_k"]
 
 #: What a backend's number is:
 #: ``distance``: already the contract's distance;
@@ -69,3 +69,21 @@ def brute_force_distances(metric: str, queries, vectors):  # type: ignore[no-unt
     qn = q / np.linalg.norm(q, axis=1, keepdims=True)
     vn = v / np.linalg.norm(v, axis=1, keepdims=True)
     return 1.0 - qn @ vn.T
+
+
+def exact_top_k(metric: str, queries, vectors, k: int):  # type: ignore[no-untyped-def]
+    """The one brute-force search: ``(distances, indices)`` of the ``k`` nearest rows of
+    ``vectors`` to each query, best first, in the contract's distances.  Rows are fewer
+    than ``k`` when ``vectors`` has fewer rows.  Ties keep the vectors' order."""
+    import numpy as np
+
+    d = brute_force_distances(metric, queries, vectors)
+    n = d.shape[1]
+    kk = min(int(k), n)
+    if kk == 0:
+        return np.empty((d.shape[0], 0)), np.empty((d.shape[0], 0), dtype=np.int64)
+    part = np.argpartition(d, kk - 1, axis=1)[:, :kk] if kk < n else np.tile(np.arange(n), (d.shape[0], 1))
+    rows = np.arange(d.shape[0])[:, None]
+    order = np.lexsort((part, d[rows, part]), axis=1)
+    best = part[rows, order]
+    return d[rows, best], best

@@ -3,10 +3,13 @@
 ``scheme[+driver]://[user[:password]@]host[:port][/path][?key=value&...]``
 
 Paths follow SQLAlchemy's rule: ``faiss:///rel/path`` is relative and
-``faiss:////abs/path`` absolute.  Query parameters become backend options, with
-numbers and booleans decoded; keyword arguments given to :func:`vecbridge.connect`
-win over them.  A password, a token or an api key prints as ``***`` in ``repr``,
-``str`` and in every error message.
+``faiss:////abs/path`` absolute.  Query parameters become backend options and stay
+the strings written (SQLAlchemy's rule: each backend converts its own options, see
+:mod:`vecbridge.options`); keyword arguments given to :func:`vecbridge.connect` win
+over them.  A password, a token or an api key prints as ``***`` in ``repr``, ``str``
+and in every error message, also a password holding an unencoded ``#``, ``/`` or ``?``
+(read as SQLAlchemy does: everything between the user's ``:`` and the last ``@`` of
+the authority).
 """
 
 from __future__ import annotations
@@ -28,21 +31,40 @@ SECRET_OPTIONS = frozenset({"password", "api_key", "apikey", "token", "secret", 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9.\-]*)(?:\+([A-Za-z0-9]+))?://")
 
 
-def _decode_value(value: str) -> Any:
-    low = value.lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    if re.fullmatch(r"-?\d+", value):
-        return int(value)
-    if re.fullmatch(r"-?\d+\.\d*(e-?\d+)?", low):
-        return float(value)
-    return value
-
-
 def _is_secret(key: str) -> bool:
     return key.lower() in SECRET_OPTIONS
+
+
+_USERINFO = re.compile(r"^([^:/?#@]*):([^@\s]*)@(.*)$", re.DOTALL)
+
+
+def _split(rest: str, text: str) -> tuple[str | None, str | None, str | None, int | None, str | None, str]:
+    """(username, password, host, port, path, query text) of the part after ``scheme://``."""
+    rest, _, query_text = rest.partition("?")
+    rest = rest.split("#", 1)[0]
+    netloc, slash, path = rest.partition("/")
+    username = password = host = None
+    port: int | None = None
+    if "@" in netloc:
+        userinfo, _, netloc = netloc.rpartition("@")
+        user, colon, pw = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(pw) if colon else None
+    if netloc:
+        if netloc.startswith("["):
+            end = netloc.find("]")
+            if end < 0:
+                raise InvalidURLError(f"{redact(text)!r}: unclosed '[' in the host")
+            host, port_text = netloc[1:end], netloc[end + 1:].lstrip(":")
+        else:
+            host, _, port_text = netloc.partition(":")
+        if port_text:
+            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+                shown = repr(port_text) if "@" not in text else "(not shown: it may be part of a password)"
+                raise InvalidURLError(f"{redact(text)!r}: the port {shown} is not a number from 1 to 65535")
+            port = int(port_text)
+        host = unquote(host) or None
+    return username, password, host, port, (unquote(path) if slash and path else None), query_text
 
 
 @dataclass(frozen=True)
@@ -56,7 +78,7 @@ class URL:
     host: str | None = None
     port: int | None = None
     path: str | None = None
-    query: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    query: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def parse(cls, text: str | URL) -> URL:
@@ -73,32 +95,24 @@ class URL:
             )
         scheme, driver = m.group(1).lower(), (m.group(2) or None)
         rest = text[m.end():]
-        rest, _, query_text = rest.partition("?")
-        rest = rest.split("#", 1)[0]
-        netloc, slash, path = rest.partition("/")
-        username = password = host = None
-        port: int | None = None
-        if "@" in netloc:
-            userinfo, _, netloc = netloc.rpartition("@")
-            user, colon, pw = userinfo.partition(":")
-            username = unquote(user) or None
-            password = unquote(pw) if colon else None
-        if netloc:
-            if netloc.startswith("["):
-                end = netloc.find("]")
-                if end < 0:
-                    raise InvalidURLError(f"{redact(text)!r}: unclosed '[' in the host")
-                host, port_text = netloc[1:end], netloc[end + 1:].lstrip(":")
-            else:
-                host, _, port_text = netloc.partition(":")
-            if port_text:
-                if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-                    raise InvalidURLError(f"{redact(text)!r}: port {port_text!r} is not a number from 1 to 65535")
-                port = int(port_text)
-            host = unquote(host) or None
-        query: dict[str, Any] = {}
+        try:
+            parts = _split(rest, text)
+        except InvalidURLError:
+            # A password with an unencoded '#', '/' or '?' cuts the authority short; read it
+            # as SQLAlchemy does (the password runs to the '@'), and never echo it.
+            um = _USERINFO.match(rest)
+            if um is None:
+                raise
+            try:
+                parts = _split(um.group(3), text)
+            except InvalidURLError:
+                raise InvalidURLError(f"{redact(text)!r} cannot be parsed; percent-encode '#', '/', '?' and '@' "
+                                      "in a user name or password (e.g. '#' as %23)") from None
+            parts = (unquote(um.group(1)) or None, unquote(um.group(2)), *parts[2:])
+        username, password, host, port, path, query_text = parts
+        query: dict[str, str] = {}
         for key, value in parse_qsl(query_text, keep_blank_values=True):
-            query[key] = _decode_value(value)
+            query[key] = value
         return cls(
             scheme=scheme,
             driver=driver.lower() if driver else None,
@@ -106,7 +120,7 @@ class URL:
             password=password,
             host=host,
             port=port,
-            path=unquote(path) if slash and path else None,
+            path=path,
             query=MappingProxyType(query),
         )
 
@@ -172,7 +186,7 @@ def _encode_value(value: Any) -> str:
     return str(value)
 
 
-_URL_PASSWORD = re.compile(r"(://[^/@:?#]*:)[^@/?#]*@")
+_URL_PASSWORD = re.compile(r"(://[^/@:?#\s]*:)[^@\s]*@")
 _QUERY_SECRET = re.compile(r"([?&](?:%s)=)[^&#\s]*" % "|".join(sorted(SECRET_OPTIONS)), re.IGNORECASE)
 
 

@@ -6,9 +6,10 @@ written; messages name the batch position or the metadata key and say why.
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,12 @@ __all__ = [
 
 MAX_ID_BYTES = 256
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: A vector's squared length must be at most this, so that every distance and dot product of
+#: two such vectors stays finite in float32 (|q - v|^2 <= 4e37 < 3.4e38) ...
+MAX_SQUARED_NORM = 1e37
+#: ... and, in a cosine collection, at least this, so that normalising it neither underflows
+#: nor divides by (nearly) zero in float32.
+MIN_COSINE_SQUARED_NORM = 1e-30
 #: A collection name of this form works on every backend.
 PORTABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{1,61}[A-Za-z0-9]")
 PORTABLE_RULE = "3 to 63 characters of [A-Za-z0-9_], starting with a letter and not ending with '_'"
@@ -99,7 +106,7 @@ def validate_vectors(vectors: Any, dimension: int, metric: str, *, what: str = "
         with np.errstate(over="ignore"):  # too large for float32 becomes inf, refused below
             arr = np.asarray(vectors, dtype=np.float32)
     except (ValueError, TypeError) as exc:
-        raise InvalidVectorError(f"{what} must be a 2-D array of numbers ({exc})") from None
+        raise InvalidVectorError(_ragged(vectors, what) or f"{what} must be a 2-D array of numbers ({exc})") from None
     if arr.ndim != 2:
         if arr.ndim == 1 and arr.size == 0:
             arr = arr.reshape(0, dimension)
@@ -114,27 +121,80 @@ def validate_vectors(vectors: Any, dimension: int, metric: str, *, what: str = "
     if not finite.all():
         i = int(np.argmin(finite))
         raise InvalidVectorError(f"{what}[{i}] holds NaN or infinity (or a number too large for float32)")
-    if metric == "cosine" and arr.shape[0]:
-        zero = ~arr.any(axis=1)
-        if zero.any():
-            i = int(np.argmax(zero))
-            raise InvalidVectorError(f"{what}[{i}] is the zero vector, which has no direction in a cosine collection")
+    if arr.shape[0]:
+        sq = np.einsum("ij,ij->i", arr, arr, dtype=np.float64)
+        if metric == "cosine":
+            zero = ~arr.any(axis=1)
+            if zero.any():
+                i = int(np.argmax(zero))
+                raise InvalidVectorError(f"{what}[{i}] is the zero vector, which has no direction in a cosine collection")
+            tiny = sq < MIN_COSINE_SQUARED_NORM
+            if tiny.any():
+                i = int(np.argmax(tiny))
+                raise InvalidVectorError(
+                    f"{what}[{i}] has the length {np.sqrt(sq[i]):.3g}; in a cosine collection a vector's length "
+                    f"must be at least {np.sqrt(MIN_COSINE_SQUARED_NORM):g} (float32 cannot normalise it exactly)")
+        huge = sq > MAX_SQUARED_NORM
+        if huge.any():
+            i = int(np.argmax(huge))
+            raise InvalidVectorError(
+                f"{what}[{i}] has the length {np.sqrt(sq[i]):.3g}; a vector's length must be at most "
+                f"{np.sqrt(MAX_SQUARED_NORM):.3g}, so that its distances stay finite in float32")
     return np.ascontiguousarray(arr)
 
 
-def _check_scalar(value: Any, where: str) -> None:
-    if isinstance(value, bool) or isinstance(value, str):
-        if isinstance(value, str):
-            _check_text(value, where, InvalidMetadataError)
-        return
-    if isinstance(value, int):
+def plain_scalar(value: Any) -> Any:
+    """``value`` as a plain Python scalar: numpy's (and other subclasses') bools, integers,
+    floats and strings become ``bool``, ``int``, ``float`` and ``str``; anything else as it is."""
+    cls = type(value)
+    if cls is str or cls is int or cls is float or cls is bool:
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def _ragged(vectors: Any, what: str) -> str | None:
+    """A message naming the first row whose length differs from the first row's, if any."""
+    if isinstance(vectors, np.ndarray) or not isinstance(vectors, Sequence) or not vectors:
+        return None
+    try:
+        first = len(vectors[0])
+        for i, row in enumerate(vectors):
+            if isinstance(row, (str, bytes)):
+                return f"{what}[{i}] is a {type(row).__name__}, not a vector of numbers"
+            if len(row) != first:
+                return (f"{what}[{i}] has {len(row)} numbers, {what}[0] has {first}; every vector has the "
+                        "collection's dimension")
+    except TypeError:
+        for i, row in enumerate(vectors):
+            if not isinstance(row, (int, float, np.number)) or isinstance(row, bool):
+                return f"{what}[{i}] is {type(row).__name__} {row!r}, not a number or a vector"
+    return None
+
+
+def _check_scalar(value: Any, where: str) -> Any:
+    value = plain_scalar(value)
+    cls = type(value)
+    if cls is bool:
+        return value
+    if cls is str:
+        _check_text(value, where, InvalidMetadataError)
+        return value
+    if cls is int:
         if not INT64_MIN <= value <= INT64_MAX:
             raise InvalidMetadataError(f"{where} = {value} does not fit in a signed 64-bit integer")
-        return
-    if isinstance(value, float):
+        return value
+    if cls is float:
         if not math.isfinite(value):
             raise InvalidMetadataError(f"{where} = {value}; metadata numbers must be finite")
-        return
+        return value
     raise InvalidMetadataError(
         f"{where} is {type(value).__name__}; metadata values are str, int, float, bool or a list of one of those"
     )
@@ -150,25 +210,26 @@ def validate_metadata(metadata: Any, where: str = "metadata") -> dict[str, Any]:
         return {}
     if not isinstance(metadata, dict):
         raise InvalidMetadataError(f"{where} must be a dict, not {type(metadata).__name__}")
+    out: dict[str, Any] = {}
     for key, value in metadata.items():
+        if type(key) is not str:
+            key = plain_scalar(key)
         if not isinstance(key, str) or not key:
             raise InvalidMetadataError(f"{where} has the key {key!r}; keys must be non-empty strings")
         if key.startswith("$") or key.startswith("_vb"):
             raise InvalidMetadataError(f"{where} has the key {key!r}; keys may not start with '$' or '_vb' (reserved)")
         _check_text(key, f"{where} key {key!r}", InvalidMetadataError)
         at = f"{where}[{key!r}]"
-        if isinstance(value, (list, tuple)):
-            kinds = {_kind(v) for v in value}
-            for j, v in enumerate(value):
-                _check_scalar(v, f"{at}[{j}]")
+        if isinstance(value, (list, tuple, np.ndarray)):
+            items = [_check_scalar(v, f"{at}[{j}]") for j, v in enumerate(value)]
+            kinds = {_kind(v) for v in items}
             if len(kinds) > 1:
                 names = sorted(k.__name__ for k in kinds)
                 raise InvalidMetadataError(f"{at} mixes {', '.join(names)}; a list holds values of one type")
-            if isinstance(value, tuple):
-                metadata = {**metadata, key: list(value)}
+            out[key] = items
         else:
-            _check_scalar(value, at)
-    return dict(metadata)
+            out[key] = _check_scalar(value, at)
+    return out
 
 
 def _optional_list(values: Any, n: int, name: str) -> list[Any] | None:
@@ -201,9 +262,14 @@ def validate_batch(
             raise InvalidRecordError("vectors are required")
         if isinstance(vectors, np.ndarray):
             rows = vectors.shape[0] if vectors.ndim >= 1 else 1
+            flat = vectors.ndim == 1
         else:
             vectors = list(vectors)
             rows = len(vectors)
+            flat = bool(vectors) and all(isinstance(v, (int, float, np.number)) for v in vectors)
+        if flat:
+            raise InvalidVectorError(f"vectors is one vector of {rows} numbers; write vectors as a 2-D array, one row "
+                                     f"per id (for one record: [vector])")
         if rows != n:
             raise InvalidRecordError(f"vectors has {rows} rows but ids has {n}; they must have the same length")
         arr = validate_vectors(vectors, dimension, metric)
@@ -218,6 +284,29 @@ def validate_batch(
                     raise InvalidRecordError(f"documents[{i}] is {type(d).__name__}; documents are strings or None")
                 _check_text(d, f"documents[{i}]", InvalidRecordError)
     return Batch(id_list, arr, metas, docs)
+
+
+def size_violations(ids: Sequence[str], metadatas: Sequence[dict[str, Any] | None] | None,
+                    documents: Sequence[str | None] | None, *, max_id_bytes: int = MAX_ID_BYTES,
+                    max_document_bytes: int | None = None,
+                    max_metadata_bytes: int | None = None) -> Iterator[tuple[int, str, int, int]]:
+    """``(position, part, bytes, limit)`` for every id, document or metadata (JSON, UTF-8) of a
+    batch that is larger than a backend's limit."""
+    if max_id_bytes < MAX_ID_BYTES:
+        for i, id_ in enumerate(ids):
+            n = len(id_.encode("utf-8"))
+            if n > max_id_bytes:
+                yield i, "id", n, max_id_bytes
+    if max_document_bytes is not None and documents is not None:
+        for i, doc in enumerate(documents):
+            n = len(doc.encode("utf-8")) if doc else 0
+            if n > max_document_bytes:
+                yield i, "document", n, max_document_bytes
+    if max_metadata_bytes is not None and metadatas is not None:
+        for i, meta in enumerate(metadatas):
+            n = len(json.dumps(meta, ensure_ascii=False).encode("utf-8")) if meta else 0
+            if n > max_metadata_bytes:
+                yield i, "metadata", n, max_metadata_bytes
 
 
 def validate_query_vectors(vectors: Any, dimension: int, metric: str) -> tuple[np.ndarray, bool]:

@@ -12,6 +12,7 @@ import pytest
 from migrate_helpers import assert_holds, faiss_source, fill, make_records
 
 import vecbridge
+from vecbridge.capabilities import Capabilities
 from vecbridge.backends.faiss import FaissClient
 from vecbridge.backends.faiss.collection import FaissCollection
 from vecbridge.errors import BackendError, CollectionNotFoundError, InvalidURLError
@@ -134,9 +135,9 @@ def test_map_name():
 class LowerFaissClient(FaissClient):
     """A FAISS client with a stricter name rule and only the l2 metric, like some real engines."""
 
-    name_pattern = re.compile(r"[a-z][a-z0-9_]{2,30}")
-    name_rule = "3 to 31 characters of [a-z0-9_], starting with a letter"
-    metrics = ("l2",)
+    capabilities_declared = Capabilities(index_types=("flat", "hnsw"), metrics=("l2",),
+                                         name_pattern=re.compile(r"[a-z][a-z0-9_]{2,30}"),
+                                         name_rule="3 to 31 characters of [a-z0-9_], starting with a letter")
 
 
 @pytest.fixture

@@ -13,8 +13,52 @@ from vecbridge.url import URL, redact
 def test_parse_full_url():
     u = URL.parse("pgvector://app:s3cret@db.example:5432/prod?collection=docs&timeout=5&ssl=true&ratio=0.5")
     assert (u.scheme, u.username, u.password, u.host, u.port, u.path) == ("pgvector", "app", "s3cret", "db.example", 5432, "prod")
-    assert u.options() == {"collection": "docs", "timeout": 5, "ssl": True, "ratio": 0.5}
+    # query values stay the strings written; each backend converts its own options
+    assert u.options() == {"collection": "docs", "timeout": "5", "ssl": "true", "ratio": "0.5"}
     assert u.options(timeout=9)["timeout"] == 9
+
+
+@pytest.mark.parametrize("text, key, value", [
+    ("faiss://?collection=yes", "collection", "yes"),
+    ("faiss://?collection=007", "collection", "007"),
+    ("pgvector://u@h/db?password=0123", "password", "0123"),
+    ("qdrant://h?api_key=1e5", "api_key", "1e5"),
+])
+def test_query_values_are_not_guessed(text, key, value):
+    assert URL.parse(text).query[key] == value
+
+
+@pytest.mark.parametrize("password", ["SECRET#PW", "SE/CRET", "SE?CR#ET/x", "p:w#"])
+def test_password_with_unencoded_delimiters(password):
+    text = f"pgvector://user:{password}@db.example:5432/prod?sslmode=require"
+    u = URL.parse(text)
+    assert (u.username, u.password, u.host, u.port, u.path) == ("user", password, "db.example", 5432, "prod")
+    assert dict(u.query) == {"sslmode": "require"}
+    assert password not in repr(u) and password not in str(u)
+    assert password not in redact(f"failed: {text}")
+
+
+def test_password_is_not_in_the_error_of_a_url_that_cannot_be_parsed():
+    for text in ("pgvector://user:SECRET#PW@host:99999/db", "pgvector://user:SECRET#PW@[::1/db"):
+        with pytest.raises(errors.InvalidURLError) as info:
+            URL.parse(text)
+        assert "SECRET" not in str(info.value) and "PW" not in str(info.value)
+
+
+def test_the_cli_never_prints_an_unencoded_password(tmp_path, capsys):
+    from vecbridge import cli
+
+    for argv in (["ls", "pgvector://user:SECRET#PW@127.0.0.1:1/db"],
+                 ["ls", "pgvector://user:SECRET#PW@127.0.0.1:1/db", "--json"],
+                 ["ls", "--debug", "pgvector://user:SECRET/PW@127.0.0.1:1/db"],
+                 ["info", "pgvector://user:SE?CRET@127.0.0.1:1/db?collection=x"]):
+        try:
+            cli.main(argv)
+        except SystemExit:
+            pass
+        captured = capsys.readouterr()
+        assert "SECRET" not in captured.out + captured.err, argv
+        assert "***" in captured.out + captured.err, argv
 
 
 @pytest.mark.parametrize("text, path", [
@@ -82,7 +126,7 @@ def test_register_backend_with_a_class():
 
     vecbridge.register_backend("fakedb", Fake)
     vecbridge.connect("fakedb://h?x=1", y=2)
-    assert made[0][0].host == "h" and made[0][1] == {"x": 1, "y": 2}
+    assert made[0][0].host == "h" and made[0][1] == {"x": "1", "y": 2}
 
 
 def test_import_pulls_in_no_backend_sdk():

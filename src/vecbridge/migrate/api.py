@@ -5,11 +5,20 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..base import CONFIG_KEYS
 from ..types import INCLUDE_ALL
 from ..url import URL
 from .copier import Copier, RetryPolicy
 from .endpoint import Connections, Side
-from .plan import DEFAULT_REQUEST_BYTES, check_records, make_plan, rows_per_batch, target_name, wire_bytes_per_float
+from .plan import (
+    DEFAULT_REQUEST_BYTES,
+    check_records,
+    make_plan,
+    rows_per_batch,
+    scan_size_problems,
+    target_name,
+    wire_bytes_per_float,
+)
 from .progress import Progress, make_progress
 from .report import VERIFY_MODES, MigrationError, MigrationInterrupted, MigrationReport, Plan, VerificationResult
 from .verify import Reservoir, verify_collections
@@ -30,12 +39,13 @@ def _positive(value: Any, name: str) -> None:
         raise MigrationError(f"{name} must be a positive integer, not {value!r}")
 
 
-def _check_all(src: Side, plan: Plan, progress: Progress) -> None:
+def _check_all(src: Side, tgt: Side, plan: Plan, progress: Progress) -> None:
     """Dry run: read every record and check that the target could take it (nothing is written)."""
     progress.start("check", plan.source_count)
     limit = 20
+    caps = tgt.capabilities
     for batch in src.collection.scan(batch_size=plan.batch_size, include=list(INCLUDE_ALL)):
-        why = check_records(batch, plan.dimension, plan.metric)
+        why = check_records(batch, plan.dimension, plan.metric, caps, tgt.backend)
         if why:
             plan.problems.append(why)
             if len([p for p in plan.problems if p.startswith("record ")]) >= limit:
@@ -43,6 +53,15 @@ def _check_all(src: Side, plan: Plan, progress: Progress) -> None:
                 break
         progress.advance(len(batch))
     progress.finish()
+
+
+def _carried_config(coll: Any) -> dict[str, Any]:
+    """The entries of a collection's configuration that a copy carries: all but the ones the
+    target's creation decides (dimension, metric, index, layout)."""
+    config = getattr(coll, "config", None)
+    if not isinstance(config, dict):
+        return {}
+    return {k: v for k, v in config.items() if k not in CONFIG_KEYS}
 
 
 def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int | None = None,
@@ -118,19 +137,29 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
                                  notes=list(plan.notes))
         if dry_run:
             if not plan.problems:
-                _check_all(src, plan, bar)
+                _check_all(src, tgt, plan, bar)
             report.dry_run = True
             report.checkpoint = None
             return report
+        if not plan.problems and plan.size_limits:
+            # A record the target cannot hold must stop the copy before its first write.
+            found, total = scan_size_problems(src.collection, tgt.capabilities, tgt.backend, plan.batch_size)
+            plan.problems += found
+            if total > len(found):
+                plan.problems.append(f"{total - len(found):,} more records break the target's size limits")
         if plan.problems:
             raise MigrationError(plan.problems)
 
         t0 = time.monotonic()
         if not plan.target_exists:
             client = tgt.client()
-            tgt.set_collection(client.create_collection(plan.target_collection, plan.dimension, plan.metric,
-                                                        plan.index or None))
+            created = client.create_collection(plan.target_collection, plan.dimension, plan.metric,
+                                               plan.index or None)
+            tgt.set_collection(created)
             state.created_target = True
+            carried = _carried_config(src.collection)
+            if carried:  # what else the source's configuration says (e.g. its embedding spec)
+                created.set_config(**carried)
         if state.started == 0.0:
             state.started = time.time()
         state.status = "copying"
@@ -139,7 +168,7 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
         sampler = Reservoir(sample_size)
         policy = RetryPolicy(retries=retries, backoff=backoff)
         copier = Copier(src, tgt, state, batch_size=plan.batch_size, max_request_bytes=max_request_bytes,
-                        bytes_per_float=max(wire_bytes_per_float(src), wire_bytes_per_float(tgt)),
+                        bytes_per_float=wire_bytes_per_float(src, tgt),
                         checkpoint=cp, progress=bar, sampler=sampler,
                         retry=policy, on_retry=on_retry)
         try:
@@ -196,10 +225,10 @@ def verify(source: str | URL | Any, target: str | URL | Any, *, mode: str = "ful
             raise MigrationError(f"the source {src.display} names no collection: add '?collection=NAME' to its URL")
         source_coll = src.collection
         if not tgt.name_given:
-            tgt.name, _, problems = target_name(source_coll.name, tgt, tgt.client())
+            tgt.name, _, problems = target_name(source_coll.name, tgt, tgt.capabilities)
             if problems:
                 raise MigrationError(problems)
-        bpf = max(wire_bytes_per_float(src), wire_bytes_per_float(tgt))
+        bpf = wire_bytes_per_float(src, tgt)
         size = batch_size or rows_per_batch(int(source_coll.dimension), bpf, DEFAULT_REQUEST_BYTES)
         return verify_collections(source_coll, tgt.collection, mode, batch_size=size, sample_size=sample_size,
                                   progress=bar)

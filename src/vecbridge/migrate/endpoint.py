@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from ..capabilities import Capabilities, capabilities_of
 from ..errors import InvalidURLError
 from ..url import URL
 
@@ -119,6 +120,12 @@ class Side:
     def given_collection(self) -> Any:
         """The collection object the caller passed, if any."""
         return self._coll if not self.owned and self._coll is not None else None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this side's backend can do (:mod:`vecbridge.capabilities`)."""
+        client = self._client_obj if self._client_obj is not None else getattr(self._coll, "_client", None)
+        return capabilities_of(client if client is not None else self.client())
 
     def client(self) -> Any:
         if self._client_obj is not None:

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from ..capabilities import Capabilities, capabilities_of
 from ..errors import CollectionNotFoundError, InvalidRecordError, InvalidURLError
-from ..types import INCLUDE_ALL, METRICS, Record
-from ..validation import PORTABLE_NAME, PORTABLE_RULE, validate_batch
+from ..types import INCLUDE_ALL, Record
+from ..validation import MAX_ID_BYTES, PORTABLE_NAME, size_violations, validate_batch
 from .checkpoint import Checkpoint, State, default_path
 from .endpoint import Side
 from .report import Plan
@@ -33,33 +34,60 @@ __all__ = [
     "map_name",
     "record_bytes",
     "rows_per_batch",
+    "size_problems",
     "wire_bytes_per_float",
 ]
 
 #: Bytes one request may carry: half of gRPC's default 4 MiB message limit, leaving room
 #: for the protocol's own overhead and for records larger than the estimate.
 DEFAULT_REQUEST_BYTES = 2 * 1024 * 1024
-#: Rows per batch at most, whatever the dimension (Chroma refuses batches above ~5,461).
+#: Rows per batch at most, whatever the dimension and the target's own limit.
 MAX_ROWS = 5000
 #: Records validated against the target before the copy starts.
 PREFLIGHT_SAMPLE = 100
 _FIXED_OVERHEAD = 64  # per record: field tags, lengths, separators
 
 
-def wire_bytes_per_float(side: Side) -> int:
-    """The bytes one vector component takes in a request to ``side``.
+def wire_bytes_per_float(src: Side, tgt: Side) -> int:
+    """The bytes one vector component takes on the wire of the slower side."""
+    return max(src.capabilities.wire_bytes_per_float, tgt.capabilities.wire_bytes_per_float)
 
-    Embedded engines and gRPC (Milvus, Qdrant over gRPC) carry packed float32;
-    the JSON of HTTP APIs spends up to ~20 characters per component.
-    """
-    url = side.url
-    if url is None or url.host is None:
-        return 4
-    if url.scheme == "milvus" or (url.scheme == "qdrant" and url.driver == "grpc"):
-        return 4
-    if url.scheme in ("pgvector", "postgresql"):
-        return 12  # text or binary form; PostgreSQL has no small message limit
-    return 20
+
+def _limits(caps: Capabilities) -> dict[str, int | None]:
+    return {"max_id_bytes": caps.max_id_bytes, "max_document_bytes": caps.max_document_bytes,
+            "max_metadata_bytes": caps.max_metadata_bytes}
+
+
+def limit_names(caps: Capabilities) -> list[str]:
+    """The target's limits on a record's size, in words (empty: none but the contract's)."""
+    out = [f"id at most {caps.max_id_bytes:,} bytes"] if caps.max_id_bytes < MAX_ID_BYTES else []
+    out += [f"{what} at most {n:,} bytes" for what, n in (("document", caps.max_document_bytes),
+                                                        ("metadata", caps.max_metadata_bytes)) if n is not None]
+    return out
+
+
+def size_problems(records: Sequence[Record], caps: Capabilities, backend: str) -> list[str]:
+    """One sentence per record of ``records`` that breaks a size limit of the target, naming it."""
+    found = size_violations([r.id for r in records], [r.metadata for r in records],
+                            [r.document for r in records], **_limits(caps))
+    return [f"record {records[i].id!r} cannot be written to the target: its {what} is {n:,} bytes, "
+            f"the {backend} target holds at most {limit:,}" for i, what, n, limit in found]
+
+
+def scan_size_problems(source: Any, caps: Capabilities, backend: str, batch_size: int,
+                       limit: int = 20) -> tuple[list[str], int]:
+    """Every record of ``source`` that breaks a size limit of the target (the first ``limit``
+    named) and how many do, read without vectors; ``([], 0)`` when the target has no such limit."""
+    if not limit_names(caps):
+        return [], 0
+    include = ["metadata", "document"]
+    found: list[str] = []
+    total = 0
+    for batch in source.scan(batch_size=batch_size, include=include):
+        bad = size_problems(batch, caps, backend)
+        total += len(bad)
+        found.extend(bad[:max(0, limit - len(found))])
+    return found, total
 
 
 def record_bytes(record: Record, vector_bytes: int) -> int:
@@ -73,14 +101,15 @@ def record_bytes(record: Record, vector_bytes: int) -> int:
     return size
 
 
-def rows_per_batch(dimension: int, bytes_per_float: int, budget: int, sample: Sequence[Record] = ()) -> int:
+def rows_per_batch(dimension: int, bytes_per_float: int, budget: int, sample: Sequence[Record] = (),
+                   max_rows: int | None = None) -> int:
     """Rows that fit in ``budget`` bytes, from the dimension and the mean size of ``sample``'s other fields."""
     vector_bytes = dimension * bytes_per_float
     if sample:
         mean = sum(record_bytes(r, vector_bytes) for r in sample) / len(sample)
     else:
         mean = vector_bytes + _FIXED_OVERHEAD
-    return int(max(1, min(MAX_ROWS, budget // max(mean, 1))))
+    return int(max(1, min(MAX_ROWS, max_rows or MAX_ROWS, budget // max(mean, 1))))
 
 
 def map_name(name: str, pattern: re.Pattern[str] = PORTABLE_NAME) -> str | None:
@@ -114,10 +143,16 @@ def _location(side: Side) -> str:
     return f"{side.display}?collection={side.name or ''}"
 
 
-def check_records(records: Sequence[Record], dimension: int, metric: str) -> str | None:
-    """Why ``records`` cannot be written to a collection of this shape, naming the record; or ``None``."""
+def check_records(records: Sequence[Record], dimension: int, metric: str,
+                  caps: Capabilities | None = None, backend: str = "") -> str | None:
+    """Why ``records`` cannot be written to a collection of this shape (and the target's size
+    limits), naming the record; or ``None``."""
     if not records:
         return None
+    if caps is not None:
+        sized = size_problems(records, caps, backend)
+        if sized:
+            return sized[0]
     try:
         vectors = np.stack([np.asarray(r.vector, dtype=np.float32) for r in records])
         validate_batch([r.id for r in records], vectors, [r.metadata or {} for r in records],
@@ -134,11 +169,9 @@ def check_records(records: Sequence[Record], dimension: int, metric: str) -> str
         return f"the records cannot be written to the target: {exc}"
 
 
-def target_name(src_name: str, tgt: Side, client: Any) -> tuple[str, str | None, list[str]]:
+def target_name(src_name: str, tgt: Side, caps: Capabilities) -> tuple[str, str | None, list[str]]:
     """(name, mapped_from, problems) for the target collection."""
-    pattern = getattr(client, "name_pattern", PORTABLE_NAME)
-    rule = getattr(client, "name_rule", PORTABLE_RULE)
-    backend = getattr(client, "backend_name", tgt.backend)
+    pattern, rule, backend = caps.name_pattern, caps.name_rule, tgt.backend
     if tgt.name_given:
         assert tgt.name is not None
         return tgt.name, None, []
@@ -160,11 +193,12 @@ def make_plan(src: Side, tgt: Side, *, batch_size: int | None, max_request_bytes
     dimension, metric, count = int(source.dimension), str(source.metric), int(source.count())
     given = tgt.given_collection
     client = getattr(given, "_client", None) if given is not None else tgt.client()
-    name, mapped_from, problems = target_name(source.name, tgt, client)
+    caps = capabilities_of(client)
+    name, mapped_from, problems = target_name(source.name, tgt, caps)
     tgt.name = name
     notes: list[str] = []
     index = dict(getattr(source, "index", None) or {})
-    if index.get("type") not in getattr(client, "index_types", ()):
+    if index.get("type") not in caps.index_types:
         index = {}  # the target's default index
     plan = Plan(source=src.display, target=tgt.display, source_collection=source.name, target_collection=name,
                 dimension=dimension, metric=metric, source_count=count, index=index, mapped_from=mapped_from,
@@ -177,7 +211,7 @@ def make_plan(src: Side, tgt: Side, *, batch_size: int | None, max_request_bytes
             target = client.get_collection(name)
         except CollectionNotFoundError:
             target = None
-    backend = getattr(client, "backend_name", tgt.backend)
+    backend = tgt.backend
     if target is not None:
         tgt.set_collection(target)
         plan.target_exists = True
@@ -191,15 +225,13 @@ def make_plan(src: Side, tgt: Side, *, batch_size: int | None, max_request_bytes
             problems.append(f"the target collection {name!r} exists with metric {target.metric!r}, "
                             f"the source's is {metric!r}")
     elif not problems:
-        pattern = getattr(client, "name_pattern", PORTABLE_NAME)
-        if not pattern.fullmatch(name):
+        if not caps.name_pattern.fullmatch(name):
             problems.append(f"the {backend} target cannot hold the collection name {name!r}: names are "
-                            f"{getattr(client, 'name_rule', PORTABLE_RULE)}")
-        metrics = getattr(client, "metrics", METRICS)
-        if metric not in metrics:
-            problems.append(f"the {backend} target has no {metric!r} metric (it offers {', '.join(metrics)}): "
+                            f"{caps.name_rule}")
+        if metric not in caps.metrics:
+            problems.append(f"the {backend} target has no {metric!r} metric (it offers {', '.join(caps.metrics)}): "
                             "the source's scores could not be kept")
-        max_dim = getattr(client, "max_dimension", None)
+        max_dim = caps.max_dimension
         if max_dim is not None and dimension > int(max_dim):
             problems.append(f"the {backend} target holds vectors of at most {max_dim} dimensions, "
                             f"the source's have {dimension}")
@@ -208,16 +240,20 @@ def make_plan(src: Side, tgt: Side, *, batch_size: int | None, max_request_bytes
 
     # Batch size: rows from the dimension and the byte budget, unless given.
     sample = source.get(limit=min(PREFLIGHT_SAMPLE, count), include=list(INCLUDE_ALL)) if count else []
-    bpf = max(wire_bytes_per_float(src), wire_bytes_per_float(tgt))
+    src_caps = capabilities_of(getattr(source, "_client", None))
+    bpf = max(src_caps.wire_bytes_per_float, caps.wire_bytes_per_float)
+    budget = min(max_request_bytes, caps.max_request_bytes or max_request_bytes)
     if batch_size:
         plan.batch_size, plan.batch_rule = int(batch_size), "as given"
     else:
-        plan.batch_size = rows_per_batch(dimension, bpf, max_request_bytes, sample)
-        plan.batch_rule = (f"{max_request_bytes / 2**20:g} MiB per request, {dimension} floats x {bpf} bytes "
-                           f"plus ids, metadata and documents per record")
-    why = check_records(sample, dimension, metric)
+        plan.batch_size = rows_per_batch(dimension, bpf, budget, sample, caps.max_batch_rows)
+        plan.batch_rule = (f"{budget / 2**20:g} MiB per request, {dimension} floats x {bpf} bytes "
+                           f"plus ids, metadata and documents per record"
+                           + (f", at most {caps.max_batch_rows:,} rows" if caps.max_batch_rows else ""))
+    why = check_records(sample, dimension, metric, caps, backend)
     if why:
         problems.append(why)
+    plan.size_limits = limit_names(caps)
 
     # Checkpoint and what to do with records already in the target.
     cp = None

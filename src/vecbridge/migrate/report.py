@@ -103,6 +103,8 @@ class Plan:
     max_request_bytes: int = 0
     checkpoint: str | None = None
     verify: str = "sample"
+    #: The target's limits on a record's size, checked for every record before the first write.
+    size_limits: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -132,6 +134,9 @@ class Plan:
             lines.append(f"action:     upsert {self.source_count:,} records into the existing collection, "
                          f"which holds {self.target_count:,}")
         lines.append(f"batches:    {self.batch_size:,} records ({self.batch_rule})")
+        if self.size_limits:
+            lines.append(f"limits:     the target holds a record's {', '.join(self.size_limits)}: every record "
+                         "is checked before the first write")
         lines.append(f"checkpoint: {self.checkpoint or 'none'}")
         lines.append(f"verify:     {self.verify}")
         lines += [f"note:       {n}" for n in self.notes]

@@ -11,7 +11,7 @@ from .data import Dataset, make_dataset
 
 def exact_index(client: Any) -> dict[str, Any] | None:
     """An exact index where the backend has one, else its default."""
-    return {"type": "flat"} if "flat" in getattr(client, "index_types", ()) else None
+    return {"type": "flat"} if "flat" in client.capabilities.index_types else None
 
 
 def filled(make_collection: Any, client: Any, metric: str = "cosine", n: int = 120, dimension: int = 16,

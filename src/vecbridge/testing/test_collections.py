@@ -82,7 +82,7 @@ def test_bad_dimension_and_metric(vb_client):
 
 def test_index_choices(vb_client, make_collection):
     for spec in [None, exact_index(vb_client), {"type": "hnsw", "m": 8, "ef_construction": 64, "ef_search": 40}]:
-        if spec and spec["type"] not in vb_client.index_types:
+        if spec and spec["type"] not in vb_client.capabilities.index_types:
             with pytest.raises(errors.UnsupportedFeatureError):
                 make_collection(dimension=4, index=spec)
             continue

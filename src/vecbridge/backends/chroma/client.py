@@ -42,6 +42,8 @@ from chromadb.config import Settings
 from chromadb.errors import NotFoundError, UniqueConstraintError
 
 from ...base import BaseClient, native_errors
+from ...capabilities import Capabilities
+from ...options import Option
 from ...errors import BackendError, CollectionExistsError, InvalidURLError, UnsupportedFeatureError
 from ...url import URL
 from .collection import ChromaCollection
@@ -51,8 +53,15 @@ CHROMA_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]")
 FORMAT_KEY, DIMENSION_KEY, METRIC_KEY = "vecbridge_format", "vecbridge_dimension", "vecbridge_metric"
 FORMAT = 1
 _HNSW_NAMES = {"m": "max_neighbors", "ef_construction": "ef_construction", "ef_search": "ef_search"}
-_SERVER_OPTIONS = {"tenant", "database", "token", "api_key", "token_header", "headers", "ssl_verify"}
-_LOCAL_OPTIONS = {"tenant", "database"}
+OPTIONS = (
+    Option("tenant", doc="the Chroma tenant (default: chromadb's default tenant)"),
+    Option("database", doc="the Chroma database (default: chromadb's default; in memory: a private one)"),
+    Option("token", where="server", secret=True, doc="sent as 'Authorization: Bearer …' or in token_header"),
+    Option("token_header", where="server", doc="the header that carries token, e.g. X-Chroma-Token"),
+    Option("api_key", where="server", secret=True, doc="Chroma Cloud's key, sent as X-Chroma-Token"),
+    Option("headers", "dict", where="server", doc="extra HTTP headers (keyword argument only)"),
+    Option("ssl_verify", where="server", doc="true, false, or the path of a CA bundle"),
+)
 
 
 def _settings() -> Settings:
@@ -87,17 +96,14 @@ class ChromaClient(BaseClient):
     """
 
     backend_name = "chroma"
-    index_types = ("hnsw",)
+    declared_options = OPTIONS
+    capabilities_declared = Capabilities(index_types=("hnsw",))
 
     def __init__(self, url: URL | str, **options: Any):
         super().__init__(url, **options)
         u = self.url
         self.mode = "server" if u.host else ("persistent" if u.path else "memory")
-        allowed = _SERVER_OPTIONS if self.mode == "server" else _LOCAL_OPTIONS
-        unknown = sorted(set(options) - allowed)
-        if unknown:
-            raise InvalidURLError(f"{u}: the chroma backend ({self.mode}) takes the options "
-                                  f"{', '.join(sorted(allowed))}, not {', '.join(unknown)}")
+        options = self.options
         if u.driver not in (None, "http", "https"):
             raise InvalidURLError(f"{u}: chroma speaks http or https, not {u.driver!r}")
         if self.mode != "server" and (u.driver or u.port):
@@ -139,7 +145,8 @@ class ChromaClient(BaseClient):
             headers["X-Chroma-Token"] = str(o["api_key"])
         settings = _settings()
         if o.get("ssl_verify") is not None:
-            settings.chroma_server_ssl_verify = o["ssl_verify"]
+            verify = str(o["ssl_verify"])
+            settings.chroma_server_ssl_verify = {"true": True, "false": False}.get(verify.lower(), verify)
         port = u.port or (443 if https else 8000)
         return chromadb.HttpClient(host=str(u.host), port=port, ssl=https, headers=headers or None,
                                    settings=settings, tenant=tenant, database=database)
@@ -148,6 +155,13 @@ class ChromaClient(BaseClient):
     def native(self) -> Any:
         """The chromadb client underneath (``chromadb.api.ClientAPI``)."""
         return self._native
+
+    def _capabilities(self) -> Capabilities:
+        from dataclasses import replace
+
+        return replace(self.capabilities_declared, max_batch_rows=self.max_batch_size(),
+                       wire_bytes_per_float=20 if self.mode == "server" else 4,
+                       persistent=self.mode != "memory")
 
     def max_batch_size(self) -> int:
         """The largest write batch the engine takes (asked once)."""

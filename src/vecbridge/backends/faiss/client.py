@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ...base import BaseClient, native_errors
+from ...capabilities import Capabilities
 from ...errors import InvalidURLError
 from ...url import URL
 from .collection import FaissCollection
@@ -24,20 +25,23 @@ _DB = "records.sqlite"
 
 class FaissClient(BaseClient):
     backend_name = "faiss"
-    index_types = ("flat", "hnsw")
+    capabilities_declared = Capabilities(index_types=("flat", "hnsw"), ordered_scan=True)
 
     def __init__(self, url: URL | str, **options: Any):
         super().__init__(url, **options)
         if self.url.host:
             raise InvalidURLError(f"{self.url}: a faiss URL names a folder (faiss:///path) or nothing (faiss://), not a host")
-        if options:
-            raise InvalidURLError(f"{self.url}: the faiss backend takes no options, got {', '.join(sorted(options))}")
         self._root = Path(self.url.path) if self.url.path else None
         if self._root is not None:
             self._root.mkdir(parents=True, exist_ok=True)
         self._open: dict[str, FaissCollection] = {}
         # Save indexes if the program ends without close(); records are safe in SQLite anyway.
         self._finalizer = weakref.finalize(self, FaissClient._flush_all, self._open)
+
+    def _capabilities(self) -> Capabilities:
+        from dataclasses import replace
+
+        return replace(self.capabilities_declared, persistent=self._root is not None)
 
     @staticmethod
     def _flush_all(open_: dict[str, FaissCollection]) -> None:

@@ -27,6 +27,8 @@ from pymilvus import MilvusClient as NativeClient  # renamed: ours has the same 
 
 from ...base import BaseClient, native_errors
 from ...errors import BackendError, InvalidURLError, UnsupportedFeatureError
+from ...capabilities import Capabilities
+from ...options import Option
 from ...url import URL
 from .codec import DOCUMENT, ID, MAX_ID_BYTES, METRIC_TYPES, VECTOR
 from .collection import MilvusCollection
@@ -41,7 +43,16 @@ DEFAULT_IVF = {"nlist": 128, "nprobe": 16}
 #: Collection property holding the index spec as JSON (Milvus Lite keeps no descriptions
 #: nor IVF parameters, both keep properties).
 _SPEC_PROPERTY = "vecbridge.index"
-_OPTIONS = {"token", "user", "password", "db", "db_name", "timeout", "consistency"}
+OPTIONS = (
+    Option("token", where="server", secret=True, doc="an API key or 'user:password' (Zilliz Cloud, RBAC)"),
+    Option("user", where="server", doc="user name (instead of user@ in the URL)"),
+    Option("password", where="server", secret=True, doc="password (instead of :password@ in the URL)"),
+    Option("db", doc="the Milvus database (default: 'default')"),
+    Option("db_name", doc="the same as db"),
+    Option("timeout", "float", minimum=0, doc="seconds per request"),
+    Option("consistency", default="session", choices=("session", "strong"),
+           doc="read your own writes (session) or everybody's (strong)"),
+)
 _STRONG = None  # read-state: the next read must be Strong
 
 
@@ -82,21 +93,18 @@ class MilvusClient(BaseClient):
     """
 
     backend_name = "milvus"
-    index_types = ("flat", "hnsw", "ivf")
+    declared_options = OPTIONS
+    # Milvus: VARCHAR(65,535) documents, JSON fields of 65,536 bytes, 32,768 dimensions
+    capabilities_declared = Capabilities(index_types=("flat", "hnsw", "ivf"), max_dimension=32768,
+                                         max_document_bytes=65535, max_metadata_bytes=65536, ordered_scan=True)
 
     def __init__(self, url: URL | str, **options: Any):
         super().__init__(url, **options)
-        unknown = set(options) - _OPTIONS
-        if unknown:
-            raise InvalidURLError(f"{self.url}: unknown milvus option(s) {', '.join(sorted(unknown))}; "
-                                  f"known: {', '.join(sorted(_OPTIONS))}")
+        options = self.options
         u = self.url
-        self._timeout = options.get("timeout")
-        consistency = str(options.get("consistency", "session")).lower()
-        if consistency not in ("session", "strong"):
-            raise InvalidURLError(f"{u}: consistency is 'session' or 'strong', not {consistency!r}")
-        self._always_strong = consistency == "strong"
-        kwargs: dict[str, Any] = {"db_name": str(options.get("db", options.get("db_name", "")) or "")}
+        self._timeout = options["timeout"]
+        self._always_strong = options["consistency"] == "strong"
+        kwargs: dict[str, Any] = {"db_name": str(options["db"] or options["db_name"] or "")}
         if u.host:
             scheme = u.driver or "http"
             if scheme not in ("http", "https", "grpc", "tcp"):
@@ -106,8 +114,8 @@ class MilvusClient(BaseClient):
             host = f"[{u.host}]" if ":" in u.host else u.host
             uri = f"{scheme}://{host}:{port}"
             token = options.get("token")
-            user = options.get("user", u.username)
-            password = options.get("password", u.password)
+            user = options["user"] if options["user"] is not None else u.username
+            password = options["password"] if options["password"] is not None else u.password
             if token:
                 kwargs["token"] = str(token)
             elif user is not None or password is not None:

@@ -30,6 +30,8 @@ from psycopg import pq, sql
 from psycopg_pool import ConnectionPool
 
 from ...base import BaseClient, native_errors
+from ...capabilities import Capabilities
+from ...options import Option
 from ...errors import BackendError, CollectionExistsError, InvalidURLError, UnsupportedFeatureError
 from ...url import URL
 from . import ddl
@@ -38,8 +40,14 @@ from .collection import PgvectorCollection
 
 __all__ = ["PgvectorClient"]
 
-_OWN_OPTIONS = {"schema": "public", "pool_min_size": 1, "pool_max_size": 10, "pool_timeout": 30.0,
-                "maintenance_work_mem": "auto"}
+OPTIONS = (
+    Option("schema", default="public", doc="the schema of vecbridge's tables"),
+    Option("pool_min_size", "int", default=1, minimum=0, doc="connections the pool keeps open"),
+    Option("pool_max_size", "int", default=10, minimum=1, doc="connections the pool opens at most"),
+    Option("pool_timeout", "float", default=30.0, minimum=0, doc="seconds to wait for a free connection"),
+    Option("maintenance_work_mem", default="auto", doc="memory for index builds ('auto': sized from the data)"),
+)
+_OWN_OPTIONS = frozenset(o.name for o in OPTIONS)
 _LIBPQ = frozenset(o.keyword.decode() for o in pq.Conninfo.get_defaults())
 #: pg_advisory_xact_lock key serialising the one-time setup (extension, schema, catalog) across processes.
 _SETUP_LOCK = 0x76656362  # "vecb"
@@ -64,16 +72,19 @@ class PgvectorClient(BaseClient):
     """
 
     backend_name = "pgvector"
-    index_types = ("flat", "hnsw", "ivf")
+    declared_options = OPTIONS
+    # vector(n) holds up to 16,000 dimensions (ANN indexes up to 2,000: larger ones search
+    # exactly); jsonb numbers are exact decimals, so any integer compares exactly
+    capabilities_declared = Capabilities(index_types=("flat", "hnsw", "ivf"), max_dimension=16000,
+                                         wire_bytes_per_float=12, filter_int_range=None, ordered_scan=True,
+                                         atomic_add=True)
+
+    passthrough_option = staticmethod(_LIBPQ.__contains__)
 
     def __init__(self, url: URL | str, **options: Any):
         super().__init__(url, **options)
-        own = {k: options.pop(k, v) for k, v in _OWN_OPTIONS.items()}
-        unknown = sorted(set(options) - _LIBPQ)
-        if unknown:
-            raise InvalidURLError(
-                f"{self.url}: unknown option(s) {', '.join(unknown)} for pgvector; options are "
-                f"{', '.join(sorted(_OWN_OPTIONS))} and libpq's connection parameters (sslmode, host, …)")
+        own = {k: v for k, v in self.options.items() if k in _OWN_OPTIONS}
+        options = {k: v for k, v in self.options.items() if k not in _OWN_OPTIONS}
         self.schema = str(own["schema"])
         self._maintenance_work_mem = str(own["maintenance_work_mem"])
         self._spare: list[psycopg.Connection] = []

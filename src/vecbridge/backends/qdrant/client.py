@@ -42,12 +42,20 @@ from qdrant_client import QdrantClient as NativeClient
 from qdrant_client import models
 
 from ...base import BaseClient, native_errors
+from ...capabilities import Capabilities
+from ...options import Option
 from ...errors import BackendError, CollectionExistsError, InvalidURLError, UnsupportedFeatureError
 from ...url import URL, redact
 from .collection import QdrantCollection
 
-_SERVER_OPTIONS = {"api_key", "timeout", "prefix", "grpc_port"}
-_UPLOAD_OPTIONS = {"batch_size", "parallel"}
+OPTIONS = (
+    Option("api_key", where="server", secret=True, doc="the server's API key (or :password@ in the URL)"),
+    Option("timeout", "int", where="server", minimum=1, doc="seconds per request"),
+    Option("prefix", where="server", doc="a path prefix of the REST API"),
+    Option("grpc_port", "int", where="server", minimum=1, doc="the gRPC port (default 6334)"),
+    Option("batch_size", "int", default=256, minimum=1, doc="points per upload request"),
+    Option("parallel", "int", default=1, minimum=1, doc="parallel upload workers"),
+)
 _DRIVERS = {None: (False, False), "http": (False, False), "https": (True, False), "grpc": (False, True),
             "grpcs": (True, True)}
 _DISTANCE = {"cosine": models.Distance.COSINE, "l2": models.Distance.EUCLID, "ip": models.Distance.DOT}
@@ -85,31 +93,28 @@ class QdrantClient(BaseClient):
     """vecbridge client of a Qdrant server or of qdrant-client's local mode."""
 
     backend_name = "qdrant"
-    index_types = ("flat", "hnsw")
+    declared_options = OPTIONS
+    # integers in filters: the server compares them as doubles, so only |n| < 2**53 is exact
+    capabilities_declared = Capabilities(index_types=("flat", "hnsw"), filter_int_range=(-(2**53) + 1, 2**53 - 1))
 
     def __init__(self, url: URL | str, **options: Any):
         super().__init__(url, **options)
         u = self.url
-        unknown = set(options) - _SERVER_OPTIONS - _UPLOAD_OPTIONS
-        if unknown:
-            raise InvalidURLError(f"{u}: unknown qdrant option(s) {', '.join(sorted(unknown))}; "
-                                  f"known: {', '.join(sorted(_SERVER_OPTIONS | _UPLOAD_OPTIONS))}")
+        options = self.options
         if u.driver not in _DRIVERS:
             raise InvalidURLError(f"{u}: unknown qdrant driver {u.driver!r}; use qdrant://, qdrant+https://, "
                                   "qdrant+grpc:// or qdrant+grpcs://")
         secret = options.get("api_key") or u.password
-        self._secret: str | None = None if secret is None else str(secret)  # the URL parser makes "123" an int
-        self.batch_size = int(options.get("batch_size", 256))
-        self.parallel = int(options.get("parallel", 1))
+        self._secret: str | None = None if secret is None else str(secret)
+        self.batch_size = int(options["batch_size"])
+        self.parallel = int(options["parallel"])
         self._shared_key: str | None = None
         self.local = u.host is None
         self._lock: Any = threading.RLock() if self.local else contextlib.nullcontext()
         with self._errors("connect"):
             if self.local:
-                server_only = set(options) & _SERVER_OPTIONS
-                if server_only or u.driver or u.username or u.password:
-                    raise InvalidURLError(f"{u}: a local-mode URL (no host) takes no driver, credentials or "
-                                          f"server options ({', '.join(sorted(server_only)) or 'driver'})")
+                if u.driver or u.username or u.password:
+                    raise InvalidURLError(f"{u}: a local-mode URL (no host) takes no driver or credentials")
                 if u.path:
                     self._native, self._shared_key, self._lock = _open_local(u.path)
                 else:
@@ -119,8 +124,15 @@ class QdrantClient(BaseClient):
                 port = u.port or (6334 if grpc else 6333)
                 self._native = NativeClient(
                     host=u.host, https=https, prefer_grpc=grpc, api_key=self._secret,
-                    port=6333 if grpc else port, grpc_port=int(options.get("grpc_port", port if grpc else 6334)),
-                    timeout=options.get("timeout"), prefix=options.get("prefix"))
+                    port=6333 if grpc else port, grpc_port=int(options["grpc_port"] or (port if grpc else 6334)),
+                    timeout=options["timeout"], prefix=options["prefix"])
+
+    def _capabilities(self) -> Capabilities:
+        from dataclasses import replace
+
+        grpc = self.url.driver in ("grpc", "grpcs")
+        return replace(self.capabilities_declared, wire_bytes_per_float=4 if self.local or grpc else 20,
+                       persistent=not self.local or self.url.path is not None)
 
     @contextlib.contextmanager
     def _errors(self, action: str) -> Iterator[None]:
