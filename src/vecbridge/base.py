@@ -47,7 +47,7 @@ from .errors import (
     VecbridgeError,
 )
 from .options import Option, parse_options
-from .scores import convert, exact_top_k
+from .scores import converter, exact_top_k
 from .types import INCLUDE_ALL, Hit, Record
 from .url import URL, redact
 from .validation import (
@@ -248,10 +248,10 @@ class BaseCollection:
         want_meta, want_doc, want_vec = "metadata" in inc, "document" in inc, "vector" in inc
         out: list[list[Hit]] = []
         for row, kind_map in zip(raw, kinds):
-            kind = kind_map[metric]
+            conv = converter(metric, kind_map[metric])
             hits = []
             for h in row:
-                score, distance = convert(metric, kind, h.value)
+                score, distance = conv(float(h.value))
                 hits.append(Hit(h.id, score, distance, h.metadata if want_meta else None,
                                 h.document if want_doc else None, h.vector if want_vec else None))
             hits.sort(key=_by_distance)

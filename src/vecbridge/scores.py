@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-__all__ = ["NativeKind", "brute_force_distances", "convert", "exact_top_k"]
+__all__ = ["NativeKind", "brute_force_distances", "convert", "converter", "exact_top_k"]
 
 #: What a backend's number is:
 #: ``distance``: already the contract's distance;
@@ -53,6 +53,30 @@ def convert(metric: str, kind: str, value: float) -> tuple[float, float]:
     if metric == "cosine":
         return 1.0 - d, d
     return -d, d  # l2: score = -distance; ip: distance = -dot, score = dot
+
+
+def converter(metric: str, kind: str):  # type: ignore[no-untyped-def]
+    """:func:`convert` for one (metric, kind), as a function of the native value alone: the
+    decision is taken once per query rather than once per hit."""
+    convert(metric, kind, 1.0)  # refuses a pair that makes no sense
+    if kind == "squared_l2":
+        def f(value: float) -> tuple[float, float]:
+            d = math.sqrt(value) if value > 0.0 else 0.0
+            return -d, d
+    elif kind == "similarity":
+        if metric == "cosine":
+            def f(value: float) -> tuple[float, float]:
+                return value, 1.0 - value
+        else:
+            def f(value: float) -> tuple[float, float]:
+                return value, -value
+    elif kind == "distance" and metric != "cosine":
+        def f(value: float) -> tuple[float, float]:
+            return -value, value
+    else:
+        def f(value: float) -> tuple[float, float]:
+            return convert(metric, kind, value)
+    return f
 
 
 def brute_force_distances(metric: str, queries, vectors):  # type: ignore[no-untyped-def]

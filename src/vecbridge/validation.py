@@ -102,11 +102,14 @@ def validate_ids(ids: Any, *, unique: bool = True, what: str = "ids") -> list[st
 
 def validate_vectors(vectors: Any, dimension: int, metric: str, *, what: str = "vectors") -> np.ndarray:
     """Return ``vectors`` as a C-contiguous (n, dimension) float32 array, or raise."""
-    try:
-        with np.errstate(over="ignore"):  # too large for float32 becomes inf, refused below
-            arr = np.asarray(vectors, dtype=np.float32)
-    except (ValueError, TypeError) as exc:
-        raise InvalidVectorError(_ragged(vectors, what) or f"{what} must be a 2-D array of numbers ({exc})") from None
+    if isinstance(vectors, np.ndarray) and vectors.dtype == np.float32:
+        arr = vectors
+    else:
+        try:
+            with np.errstate(over="ignore"):  # too large for float32 becomes inf, refused below
+                arr = np.asarray(vectors, dtype=np.float32)
+        except (ValueError, TypeError) as exc:
+            raise InvalidVectorError(_ragged(vectors, what) or f"{what} must be a 2-D array of numbers ({exc})") from None
     if arr.ndim != 2:
         if arr.ndim == 1 and arr.size == 0:
             arr = arr.reshape(0, dimension)
@@ -117,12 +120,32 @@ def validate_vectors(vectors: Any, dimension: int, metric: str, *, what: str = "
             f"{what}[0] has dimension {arr.shape[1]}, the collection's is {dimension}"
             if arr.shape[0] else f"{what} has dimension {arr.shape[1]}, the collection's is {dimension}"
         )
+    if not arr.shape[0]:
+        return np.ascontiguousarray(arr)
+    # One pass decides the common case: a NaN or infinity makes the squared length NaN or
+    # infinite, a zero vector makes it 0, so in-range squared lengths mean a valid batch.
+    # (float32 is exact enough for these bounds: an overflow is infinite, so above the upper
+    # one, and components too small to square in float32 cannot reach the lower one.)
+    low = MIN_COSINE_SQUARED_NORM if metric == "cosine" else 0.0
+    if arr.shape[0] == 1:  # a single query: scalar arithmetic is several times cheaper
+        row = arr[0]
+        one = float(np.dot(row, row))
+        if not low <= one <= MAX_SQUARED_NORM:
+            _diagnose(arr, np.array([one]), metric, what)
+    else:
+        sq = np.einsum("ij,ij->i", arr, arr)
+        if not ((sq >= low) & (sq <= MAX_SQUARED_NORM)).all():
+            _diagnose(arr, sq.astype(np.float64), metric, what)
+    return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
+
+
+def _diagnose(arr: np.ndarray, sq: np.ndarray, metric: str, what: str) -> None:
+    """Raise the error that names the first vector out of the contract's limits."""
     finite = np.isfinite(arr).all(axis=1)
     if not finite.all():
         i = int(np.argmin(finite))
         raise InvalidVectorError(f"{what}[{i}] holds NaN or infinity (or a number too large for float32)")
     if arr.shape[0]:
-        sq = np.einsum("ij,ij->i", arr, arr, dtype=np.float64)
         if metric == "cosine":
             zero = ~arr.any(axis=1)
             if zero.any():
@@ -140,7 +163,6 @@ def validate_vectors(vectors: Any, dimension: int, metric: str, *, what: str = "
             raise InvalidVectorError(
                 f"{what}[{i}] has the length {np.sqrt(sq[i]):.3g}; a vector's length must be at most "
                 f"{np.sqrt(MAX_SQUARED_NORM):.3g}, so that its distances stay finite in float32")
-    return np.ascontiguousarray(arr)
 
 
 def plain_scalar(value: Any) -> Any:
@@ -311,11 +333,15 @@ def size_violations(ids: Sequence[str], metadatas: Sequence[dict[str, Any] | Non
 
 def validate_query_vectors(vectors: Any, dimension: int, metric: str) -> tuple[np.ndarray, bool]:
     """Return (2-D float32 array, single) where ``single`` means one 1-D vector was given."""
-    try:
-        with np.errstate(over="ignore"):
-            arr = np.asarray(vectors, dtype=np.float32)
-    except (ValueError, TypeError) as exc:
-        raise InvalidVectorError(f"query vectors must be numbers ({exc})") from None
+    if isinstance(vectors, np.ndarray) and vectors.dtype == np.float32:
+        arr = vectors
+    else:
+        try:
+            with np.errstate(over="ignore"):
+                arr = np.asarray(vectors, dtype=np.float32)
+        except (ValueError, TypeError) as exc:
+            raise InvalidVectorError(_ragged(vectors, "query vectors") or f"query vectors must be numbers ({exc})") \
+                from None
     single = arr.ndim == 1
     if single:
         arr = arr.reshape(1, -1)
