@@ -18,6 +18,8 @@ from .errors import (
     CollectionNotFoundError,
     DimensionMismatchError,
     DuplicateIdError,
+    EmbeddingError,
+    EmbeddingMismatchError,
     InvalidCollectionNameError,
     InvalidFilterError,
     InvalidMetadataError,
@@ -52,6 +54,8 @@ __all__ = [
     "CollectionNotFoundError",
     "DimensionMismatchError",
     "DuplicateIdError",
+    "EmbeddingError",
+    "EmbeddingMismatchError",
     "Hit",
     "InvalidCollectionNameError",
     "InvalidFilterError",
@@ -87,11 +91,11 @@ def connect(url: str | URL, **options: Any) -> Client:
 
 
 def open_collection(url: str | URL, *, dimension: int | None = None, metric: str = "cosine",
-                    index: dict[str, Any] | None = None, **options: Any) -> Collection:
+                    index: dict[str, Any] | None = None, embedding: Any = None, **options: Any) -> Collection:
     """Open the collection named by the URL's ``collection`` query parameter.
 
-    With ``dimension`` given, a missing collection is created.  Closing the
-    collection closes the client opened for it.
+    With ``dimension`` (or ``embedding``) given, a missing collection is created.  Closing
+    the collection closes the client opened for it.
     """
     parsed = URL.parse(url)
     name = options.pop("collection", None) or parsed.query.get("collection")
@@ -99,10 +103,11 @@ def open_collection(url: str | URL, *, dimension: int | None = None, metric: str
         raise InvalidURLError(f"{parsed} names no collection: add '?collection=NAME' to the URL")
     client = connect(parsed, **options)
     try:
-        if dimension is None:
+        if dimension is None and embedding is None:
             coll = client.get_collection(str(name))
         else:
-            coll = client.get_or_create_collection(str(name), dimension, metric, index)
+            coll = client.get_or_create_collection(str(name), dimension, metric, index,  # type: ignore[call-arg]
+                                                   embedding=embedding)
     except BaseException:
         client.close()
         raise

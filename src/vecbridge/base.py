@@ -40,6 +40,7 @@ from .errors import (
     CollectionNotFoundError,
     DimensionMismatchError,
     DuplicateIdError,
+    EmbeddingMismatchError,
     InvalidRecordError,
     RecordNotFoundError,
     UnsupportedFeatureError,
@@ -162,6 +163,7 @@ class BaseCollection:
         self.index = dict(index or {"type": "default"})
         self._owns_client = False
         self._config: dict[str, Any] | None = None
+        self._embedder: Any = None
 
     @property
     def capabilities(self) -> Capabilities:
@@ -200,20 +202,79 @@ class BaseCollection:
         return Batch(b.ids, b.vectors, b.metadatas if b.metadatas is not None else [{} for _ in range(n)],
                      b.documents if b.documents is not None else [None] * n)
 
-    def add(self, ids: Sequence[str], vectors: Any, metadatas: Any = None, documents: Any = None) -> None:
-        b = self._batch(ids, vectors, metadatas, documents)
+    def _embedded(self, ids: Any, metadatas: Any, documents: Any, update: bool = False) -> Batch:
+        """Validate a batch given without vectors, then embed its documents (before any write)."""
+        b = self._batch(ids, None, metadatas, documents, require_vectors=False)
+        if b.documents is None:
+            if update:
+                return b
+            raise InvalidRecordError("vectors are required (or documents, in a collection with an embedder)")
+        missing = [i for i, d in enumerate(b.documents) if d is None]
+        if missing:
+            raise InvalidRecordError(f"documents[{missing[0]}] is None; without vectors every record needs a "
+                                     "document to embed")
+        vectors = self.embedder.embed_documents(b.documents) if b.ids else None
+        return self._batch(b.ids, vectors, b.metadatas, b.documents, require_vectors=not update)
+
+    def add(self, ids: Sequence[str], vectors: Any = None, metadatas: Any = None, documents: Any = None) -> None:
+        b = self._embedded(ids, metadatas, documents) if vectors is None else \
+            self._batch(ids, vectors, metadatas, documents)
         if b.ids:
             self._add(self._complete(b))
 
-    def upsert(self, ids: Sequence[str], vectors: Any, metadatas: Any = None, documents: Any = None) -> None:
-        b = self._batch(ids, vectors, metadatas, documents)
+    def upsert(self, ids: Sequence[str], vectors: Any = None, metadatas: Any = None, documents: Any = None) -> None:
+        b = self._embedded(ids, metadatas, documents) if vectors is None else \
+            self._batch(ids, vectors, metadatas, documents)
         if b.ids:
             self._upsert(self._complete(b))
 
     def update(self, ids: Sequence[str], vectors: Any = None, metadatas: Any = None, documents: Any = None) -> None:
-        b = self._batch(ids, vectors, metadatas, documents, require_vectors=False)
+        if vectors is None and documents is not None and self.has_embedder:
+            b = self._embedded(ids, metadatas, documents, update=True)  # new documents, new vectors
+        else:
+            b = self._batch(ids, vectors, metadatas, documents, require_vectors=False)
         if b.ids:
             self._update(b)
+
+    # -- the embedder ---------------------------------------------------------------------
+    @property
+    def has_embedder(self) -> bool:
+        return self._embedder is not None or "embedding" in self.config
+
+    @property
+    def embedder(self) -> Any:
+        """The collection's :class:`~vecbridge.embeddings.Embedder`, rebuilt from its stored spec on
+        first use; a collection without one raises an error that says how to attach one."""
+        if self._embedder is None:
+            kept = self.config.get("embedding")
+            if not kept:
+                raise UnsupportedFeatureError(
+                    f"collection {self.name!r} has no embedder, so it takes vectors, not texts; attach one with "
+                    f"client.get_collection({self.name!r}, embedding='PROVIDER:MODEL') (it is stored with the "
+                    "collection), or pass vectors")
+            from .embeddings import check_same, get_embedder
+
+            emb = get_embedder(str(kept["spec"]))
+            check_same(kept, emb, self.name)
+            self._embedder = emb
+        return self._embedder
+
+    def _attach_embedder(self, embedding: Any) -> None:
+        """Use ``embedding`` (a spec or an Embedder) for this collection: the same model as the one
+        stored, or stored now if the collection has none."""
+        from .embeddings import check_same, get_embedder, stored
+
+        emb = get_embedder(embedding)
+        kept = self.config.get("embedding")
+        if kept:
+            check_same(kept, emb, self.name)
+        else:
+            if int(emb.dimension) != self.dimension:
+                raise EmbeddingMismatchError(
+                    f"collection {self.name!r} holds vectors of {self.dimension} dimensions; the embedder "
+                    f"{emb.spec!r} makes {emb.dimension}")
+            self.set_config(embedding=stored(emb))
+        self._embedder = emb
 
     # -- reads -------------------------------------------------------------------
     def get(self, ids: Sequence[str] | None = None, where: Any = None, limit: int | None = None,
@@ -235,8 +296,19 @@ class BaseCollection:
         end = None if limit is None else offset + limit
         return ordered[offset:end]
 
-    def query(self, vectors: Any, k: int = 10, where: Any = None,
-              include: Sequence[str] | None = None) -> list[Hit] | list[list[Hit]]:
+    def query(self, vectors: Any = None, k: int = 10, where: Any = None,
+              include: Sequence[str] | None = None, *, text: str | Sequence[str] | None = None
+              ) -> list[Hit] | list[list[Hit]]:
+        if text is not None:
+            if vectors is not None:
+                raise ValueError("query takes vectors or text=, not both")
+            texts = [text] if isinstance(text, str) else list(text)
+            if not all(isinstance(t, str) for t in texts):
+                raise ValueError("text= takes a string or a list of strings")
+            emb = self.embedder
+            vectors = emb.embed_query(texts[0]) if isinstance(text, str) else emb.embed_documents(texts)
+        elif vectors is None:
+            raise ValueError("query needs vectors, or text= in a collection with an embedder")
         arr, single = validate_query_vectors(vectors, self.dimension, self.metric)
         k = _check_count(k, "k", 1)  # type: ignore[assignment]
         node = self._parse_where(where)
@@ -502,11 +574,23 @@ class BaseClient:
             raise BackendError(f"{self.backend_name}: the client is closed")
 
     # -- public API ------------------------------------------------------------------
-    def create_collection(self, name: str, dimension: int, metric: str = "cosine",
-                          index: Mapping[str, Any] | None = None) -> BaseCollection:
+    def create_collection(self, name: str, dimension: int | None = None, metric: str = "cosine",
+                          index: Mapping[str, Any] | None = None, *, embedding: Any = None) -> BaseCollection:
         self._check_open()
         caps = self.capabilities
         validate_name(name, caps.name_pattern, caps.name_rule, self.backend_name)
+        emb = None
+        if embedding is not None:
+            from .embeddings import get_embedder
+
+            emb = get_embedder(embedding)
+            if dimension is None:
+                dimension = int(emb.dimension)
+            elif int(dimension) != int(emb.dimension):
+                raise DimensionMismatchError(f"dimension {dimension} was given, but the embedder {emb.spec!r} "
+                                             f"makes vectors of {emb.dimension}")
+        elif dimension is None:
+            raise InvalidRecordError("create_collection needs a dimension, or embedding= (the embedder's dimension)")
         dimension = validate_dimension(dimension)
         if caps.max_dimension is not None and dimension > caps.max_dimension:
             raise UnsupportedFeatureError(f"the {self.backend_name} backend holds vectors of at most "
@@ -518,27 +602,38 @@ class BaseClient:
         spec = validate_index(index, caps.index_types, self.backend_name)
         if self._has_collection(name):
             raise CollectionExistsError(f"collection {name!r} exists already on {self.backend_name}")
-        return self._create_collection(name, dimension, metric, spec)
+        coll = self._create_collection(name, dimension, metric, spec)
+        if emb is not None:
+            try:
+                coll._attach_embedder(emb)
+            except BaseException:
+                self._delete_collection(name)  # no collection whose vectors' model is unknown
+                raise
+        return coll
 
-    def get_collection(self, name: str) -> BaseCollection:
+    def get_collection(self, name: str, *, embedding: Any = None) -> BaseCollection:
+        """Open a collection; ``embedding=`` must name the model that made its vectors (or, on a
+        collection without an embedder, is stored with it)."""
         self._check_open()
         if not isinstance(name, str) or not name:
             raise CollectionNotFoundError(f"no collection named {name!r} on {self.backend_name}")
         coll = self._get_collection(name)
         if coll is None:
             raise CollectionNotFoundError(f"no collection named {name!r} on {self.backend_name} ({self.url})")
+        if embedding is not None:
+            coll._attach_embedder(embedding)
         return coll
 
-    def get_or_create_collection(self, name: str, dimension: int, metric: str = "cosine",
-                                 index: Mapping[str, Any] | None = None) -> BaseCollection:
+    def get_or_create_collection(self, name: str, dimension: int | None = None, metric: str = "cosine",
+                                 index: Mapping[str, Any] | None = None, *, embedding: Any = None) -> BaseCollection:
         try:
-            coll = self.get_collection(name)
+            coll = self.get_collection(name, embedding=embedding)
         except CollectionNotFoundError:
             try:
-                return self.create_collection(name, dimension, metric, index)
+                return self.create_collection(name, dimension, metric, index, embedding=embedding)
             except CollectionExistsError:
-                coll = self.get_collection(name)
-        if coll.dimension != dimension:
+                coll = self.get_collection(name, embedding=embedding)
+        if dimension is not None and coll.dimension != dimension:
             raise DimensionMismatchError(
                 f"collection {name!r} exists with dimension {coll.dimension}, not {dimension}")
         if coll.metric != metric:

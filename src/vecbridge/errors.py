@@ -17,6 +17,8 @@
     ├── UnsupportedFeatureError      an index type, metric or mode the backend lacks
     ├── DuplicateIdError             ``add`` of an id that exists already
     ├── RecordNotFoundError          ``update`` of an id that does not exist
+    ├── EmbeddingMismatchError       an embedder other than the one that made a collection's vectors
+    ├── EmbeddingError               the embedding model or endpoint failed or refused (key, model, dimension)
     └── BackendError                 the database failed; the native exception is ``__cause__``
         ├── BackendUnavailableError  what a retry can cure: refused or dropped connection, timeout,
         │                            a server that is starting
@@ -37,6 +39,8 @@ __all__ = [
     "CollectionNotFoundError",
     "DimensionMismatchError",
     "DuplicateIdError",
+    "EmbeddingError",
+    "EmbeddingMismatchError",
     "InvalidCollectionNameError",
     "InvalidFilterError",
     "InvalidMetadataError",
@@ -108,6 +112,15 @@ class DuplicateIdError(VecbridgeError):
 
 class RecordNotFoundError(VecbridgeError, LookupError):
     """``update`` was given an id that does not exist; nothing was written."""
+
+
+class EmbeddingMismatchError(VecbridgeError):
+    """A collection's vectors were made by another model or dimension than the embedder given."""
+
+
+class EmbeddingError(VecbridgeError):
+    """The embedding model or endpoint failed, or refused the request (a wrong key, model or
+    dimension); the native exception is ``__cause__``, the message never holds the key."""
 
 
 class BackendError(VecbridgeError):

@@ -28,26 +28,34 @@ class Collection(Protocol):
     dimension: int
     metric: str
 
-    def add(self, ids: Sequence[str], vectors: Vectors, metadatas: Sequence[dict[str, Any] | None] | None = None,
+    def add(self, ids: Sequence[str], vectors: Vectors | None = None,
+            metadatas: Sequence[dict[str, Any] | None] | None = None,
             documents: Sequence[str | None] | None = None) -> None:
-        """Insert records; an id that exists already raises ``DuplicateIdError`` and nothing is written."""
+        """Insert records; an id that exists already raises ``DuplicateIdError`` and nothing is written.
 
-    def upsert(self, ids: Sequence[str], vectors: Vectors, metadatas: Sequence[dict[str, Any] | None] | None = None,
+        Without ``vectors``, a collection with an embedder embeds ``documents``."""
+
+    def upsert(self, ids: Sequence[str], vectors: Vectors | None = None,
+               metadatas: Sequence[dict[str, Any] | None] | None = None,
                documents: Sequence[str | None] | None = None) -> None:
-        """Insert records, or replace whole records whose id exists."""
+        """Insert records, or replace whole records whose id exists (embedding documents as ``add``)."""
 
     def update(self, ids: Sequence[str], vectors: Vectors | None = None,
                metadatas: Sequence[dict[str, Any] | None] | None = None,
                documents: Sequence[str | None] | None = None) -> None:
-        """Replace the given fields of existing records; a missing id raises ``RecordNotFoundError``."""
+        """Replace the given fields of existing records; a missing id raises ``RecordNotFoundError``.
+
+        New ``documents`` without ``vectors`` are embedded again in a collection with an embedder."""
 
     def get(self, ids: Sequence[str] | None = None, where: Where = None, limit: int | None = None,
             offset: int | None = None, include: Sequence[str] | None = None) -> list[Record]:
         """Records by id (in the order given, unknown ids left out) and/or by filter."""
 
-    def query(self, vectors: Vectors, k: int = 10, where: Where = None,
-              include: Sequence[str] | None = None) -> list[Hit] | list[list[Hit]]:
-        """The ``k`` nearest records, best first: one vector -> ``list[Hit]``; a 2-D batch -> a list of those."""
+    def query(self, vectors: Vectors | None = None, k: int = 10, where: Where = None,
+              include: Sequence[str] | None = None, *,
+              text: str | Sequence[str] | None = None) -> list[Hit] | list[list[Hit]]:
+        """The ``k`` nearest records, best first: one vector (or ``text=`` string) -> ``list[Hit]``;
+        a 2-D batch (or a list of texts) -> a list of those."""
 
     def delete(self, ids: Sequence[str] | None = None, where: Where = None) -> None:
         """Delete by id, by filter, or both (AND); neither raises ``ValueError``."""
@@ -66,15 +74,18 @@ class Collection(Protocol):
 class Client(Protocol):
     """A connection to one database (server or embedded); a context manager."""
 
-    def create_collection(self, name: str, dimension: int, metric: str = "cosine",
-                          index: dict[str, Any] | None = None) -> Collection:
-        """Create a collection; an existing name raises ``CollectionExistsError``."""
+    def create_collection(self, name: str, dimension: int | None = None, metric: str = "cosine",
+                          index: dict[str, Any] | None = None, *, embedding: Any = None) -> Collection:
+        """Create a collection; an existing name raises ``CollectionExistsError``.  With
+        ``embedding=`` (a spec or an Embedder) the dimension is the embedder's and its spec is
+        stored with the collection."""
 
-    def get_collection(self, name: str) -> Collection:
-        """Open a collection; a missing one raises ``CollectionNotFoundError``."""
+    def get_collection(self, name: str, *, embedding: Any = None) -> Collection:
+        """Open a collection; a missing one raises ``CollectionNotFoundError``; an ``embedding``
+        other than the collection's raises ``EmbeddingMismatchError``."""
 
-    def get_or_create_collection(self, name: str, dimension: int, metric: str = "cosine",
-                                 index: dict[str, Any] | None = None) -> Collection:
+    def get_or_create_collection(self, name: str, dimension: int | None = None, metric: str = "cosine",
+                                 index: dict[str, Any] | None = None, *, embedding: Any = None) -> Collection:
         """Open a collection, creating it first if it does not exist."""
 
     def list_collections(self) -> list[str]:
