@@ -189,13 +189,15 @@ def test_unencodable_text_in_a_filter_is_a_clear_error(client: vecbridge.Client,
         coll.get(where=where)
 
 
-def test_nul_in_a_collection_name_is_not_a_database_failure(client: vecbridge.Client) -> None:
+@pytest.mark.parametrize("name", ["a\x00b", "ab\ud800c"])
+def test_nul_in_a_collection_name_is_not_a_database_failure(client: vecbridge.Client, name: str) -> None:
+    """No table can have such a name: no collection is found, none is made."""
     with pytest.raises(vecbridge.CollectionNotFoundError):
-        client.get_collection("a\x00b")
+        client.get_collection(name)
     with pytest.raises(vecbridge.CollectionNotFoundError):
-        client.delete_collection("a\x00b")
+        client.delete_collection(name)
     with pytest.raises(vecbridge.VecbridgeError) as info:
-        client.get_or_create_collection("a\x00b", 2)
+        client.get_or_create_collection(name, 2)
     assert not isinstance(info.value, vecbridge.BackendError)
 
 
