@@ -7,6 +7,7 @@ and from the values written; the engine is a real embedded PostgreSQL with pgvec
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -53,16 +54,19 @@ def _same(a: Any, b: Any) -> bool:
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[vecbridge.Client]:
-    folder = tmp_path_factory.mktemp("pgvalues") / "pg"
-    c = vecbridge.connect(f"pgvector:///{folder}")
-    try:
-        yield c
-    finally:
-        c.close()
-        from vecbridge.backends.pgvector import stop_embedded
+def client() -> Iterator[vecbridge.Client]:
+    # Not under pytest's tmp_path: running as root, the server runs as another user, and
+    # another pytest session starting meanwhile makes /tmp/pytest-of-root private again.
+    with tempfile.TemporaryDirectory(prefix="vbtest-") as tmp:
+        folder = f"{tmp}/pg"
+        c = vecbridge.connect(f"pgvector:///{folder}")
+        try:
+            yield c
+        finally:
+            c.close()
+            from vecbridge.backends.pgvector import stop_embedded
 
-        stop_embedded(str(folder))
+            stop_embedded(folder)
 
 
 @pytest.fixture(scope="module")
