@@ -140,6 +140,19 @@ def stop_embedded(path: str) -> None:
             _release(folder, open_lock(folder / USERS_LOCK), server.bin_path, server.system_user)
 
 
+def _forget_in_child() -> None:
+    """A forked child is no user until it opens a client itself (closing its copies keeps the parent's locks)."""
+    for hold in _holds.values():
+        try:
+            os.close(hold.fd)
+        except OSError:
+            pass
+    _holds.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
 @atexit.register
 def _at_exit() -> None:
     """The last user to leave stops the server at once (the watchdog would, a second later)."""
