@@ -144,8 +144,8 @@ def _parse_float(text: str) -> float:
 
 def load_json(data: bytes | str) -> Any:
     """jsonb text to Python, with :data:`NEG_ZERO` read back as ``-0.0``."""
-    marker = _NEG_ZERO_BYTES if isinstance(data, bytes) else NEG_ZERO
-    if marker in data:  # a substring test is cheap; the hook makes json parse floats in Python
+    # A substring test is cheap; the hook makes json parse every float in Python.
+    if (_NEG_ZERO_BYTES in data) if isinstance(data, bytes) else (NEG_ZERO in data):
         return json.loads(data, parse_float=_parse_float)
     return json.loads(data)
 
