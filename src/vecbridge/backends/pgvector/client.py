@@ -53,6 +53,17 @@ _LIBPQ = frozenset(o.keyword.decode() for o in pq.Conninfo.get_defaults())
 _SETUP_LOCK = 0x76656362  # "vecb"
 
 
+def _holdable(name: str) -> bool:
+    """False for a name no PostgreSQL table can have, so that no collection has: NUL, lone surrogates."""
+    if "\x00" in name:
+        return False
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _libpq_value(value: Any) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
@@ -86,6 +97,7 @@ class PgvectorClient(BaseClient):
         own = {k: v for k, v in self.options.items() if k in _OWN_OPTIONS}
         options = {k: v for k, v in self.options.items() if k not in _OWN_OPTIONS}
         self.schema = str(own["schema"])
+        self._refuse_nul(options)
         self._maintenance_work_mem = str(own["maintenance_work_mem"])
         self._spare: list[psycopg.Connection] = []
         params = self._conninfo(options)
@@ -98,6 +110,17 @@ class PgvectorClient(BaseClient):
                 name=f"vecbridge-pgvector-{id(self):x}", open=True)
 
     # -- connecting ---------------------------------------------------------------------
+    def _refuse_nul(self, options: dict[str, Any]) -> None:
+        """libpq takes C strings: a value with a NUL would be cut there (another user, another database)."""
+        url = self.url
+        parts = {"user name": url.username, "password": url.password, "host": url.host,
+                 "path" if url.host is None else "database name": url.path, "schema": self.schema,
+                 **{f"option {k!r}": v for k, v in options.items()}}
+        for what, value in parts.items():
+            if value is not None and "\x00" in str(value):
+                raise InvalidURLError(f"{url}: the {what} contains a NUL character, which PostgreSQL cannot take; "
+                                      "remove it")
+
     def _conninfo(self, options: dict[str, Any]) -> dict[str, Any]:
         url = self.url
         embedded = (url.scheme == "pgvector" and url.path is not None and url.host is None
@@ -204,6 +227,8 @@ class PgvectorClient(BaseClient):
         return sql.Identifier(self.schema, name)
 
     def _has_collection(self, name: str) -> bool:
+        if not _holdable(name):
+            return False
         with native_errors("pgvector", "looking up a collection"), self._connection() as conn:
             q = sql.SQL("SELECT 1 FROM {} WHERE name = %s").format(self._catalog)
             return conn.execute(q, (name,)).fetchone() is not None
@@ -214,6 +239,8 @@ class PgvectorClient(BaseClient):
             return [r[0] for r in conn.execute(q)]
 
     def _get_collection(self, name: str) -> PgvectorCollection | None:
+        if not _holdable(name):
+            return None
         with native_errors("pgvector", "get_collection"), self._connection() as conn:
             q = sql.SQL("SELECT dimension, metric, index FROM {} WHERE name = %s").format(self._catalog)
             row = conn.execute(q, (name,)).fetchone()

@@ -5,11 +5,25 @@ form (``int16 dim, int16 unused, dim x float4``, big-endian), built for a whole 
 at once with numpy, both as a query parameter and inside binary ``COPY``.
 
 Metadata goes to jsonb as JSON text and comes back through ``json.loads``, which keeps
-``1`` an int and ``1.0`` a float because jsonb keeps a number's decimal scale.  The one
-exception is a float written with a positive exponent (``1e+20``): jsonb would print it
-back as ``100000000000000000000``, an int, so such floats are written out in plain
-decimal notation with a ``.0`` (:func:`dump_json`).  Filter values go through the same
-function, so stored numbers and filter numbers compare as the same decimals.
+``1`` an int and ``1.0`` a float because jsonb keeps a number's decimal scale.  jsonb
+compares numbers as exact decimals, so every number must be written at its exact value,
+not merely as text that reads back as the same float:
+
+* Python writes a float as the shortest decimal that reads back as it, which from 1e16
+  up is not its value (``float(2**60)`` prints ``1.152921504606847e+18``, which is
+  ``2**60 + 24``): jsonb would find it unequal to the int ``2**60`` and greater than it.
+  Such a float is an integer, so it is written as that integer's digits plus ``.0``
+  (the ``.0`` also keeps it a float: jsonb prints ``1e+20`` back as an int).  A float
+  below 1e16 needs nothing: its shortest decimal is exact when it is an integer, and
+  otherwise no integer lies between it and its shortest decimal (the integers near it
+  are floats themselves, each nearer to its own decimal), nor does any other float.
+* jsonb has no negative zero (``-0.0`` prints back as ``0.0``).  ``-0.0`` is written as
+  zero at a scale no other float is written with (:data:`NEG_ZERO`), which compares
+  equal to every zero, as in Python, and is read back as ``-0.0`` (:func:`load_json`).
+* Filter values go through the same function; an int beyond any storable number
+  (metadata ints are int64, floats below 2**1024) is bounded first
+  (:func:`filter_value`), because Python cannot write an int of more than 4,300 digits
+  as text and the answer is the same.
 """
 
 from __future__ import annotations
@@ -17,14 +31,15 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Iterator, Sequence
-from decimal import Decimal
+import math
 from typing import Any
 
 import numpy as np
 from psycopg import pq
 from psycopg.adapt import AdaptersMap, Dumper, Loader
 
-__all__ = ["VectorData", "copy_chunks", "dump_json", "make_adapters", "vector_param"]
+__all__ = ["NEG_ZERO", "VectorData", "copy_chunks", "dump_json", "filter_value", "load_json", "make_adapters",
+           "vector_param"]
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False, allow_nan=False).encode
 
@@ -63,7 +78,7 @@ class _VectorLoader(Loader):
 
 
 def make_adapters(vector_oid: int) -> AdaptersMap:
-    """Adapters of the pool's connections: binary vectors both ways, jsonb through json.loads."""
+    """Adapters of the pool's connections: binary vectors both ways, jsonb through :func:`load_json`."""
     from psycopg import adapters as global_adapters
     from psycopg.types.json import set_json_loads
 
@@ -76,21 +91,31 @@ def make_adapters(vector_oid: int) -> AdaptersMap:
         adapters = amap
         connection = None
 
-    set_json_loads(json.loads, _Ctx())  # type: ignore[arg-type]
+    set_json_loads(load_json, _Ctx())  # type: ignore[arg-type]
     return amap
 
 
 # -- JSON -----------------------------------------------------------------------------
-def _plain_float(x: float) -> str:
+#: How -0.0 is written: a zero whose scale no other written float has (jsonb keeps the scale).
+NEG_ZERO = "0.00000000000000000"
+_NEG_ZERO_BYTES = NEG_ZERO.encode()
+#: Beyond every storable number (floats are below 2**1024 < 10**309): a filter int past it
+#: compares with stored numbers as this bound does.
+_BOUND = 10**400
+
+
+def _exact_float(x: float) -> str:
+    if x == 0.0:
+        return NEG_ZERO if math.copysign(1.0, x) < 0 else "0.0"
     text = repr(x)
     if "e+" not in text:
-        return text
-    return format(Decimal(text), "f") + ".0"  # 1e+20 -> 100000000000000000000.0: jsonb keeps it a float
+        return text  # below 1e16: exact, or with no number of another kind in between (module docstring)
+    return str(int(x)) + ".0"  # an integer; its digits are its exact value, and ".0" keeps it a float
 
 
 def _slow_json(value: Any) -> str:
     if isinstance(value, float):
-        return _plain_float(value)
+        return _exact_float(value)
     if isinstance(value, dict):
         return "{" + ",".join(_encode(k) + ":" + _slow_json(v) for k, v in value.items()) + "}"
     if isinstance(value, list):
@@ -99,10 +124,30 @@ def _slow_json(value: Any) -> str:
 
 
 def dump_json(value: Any) -> str:
-    """JSON text of metadata (or of a filter value) that jsonb gives back with the same types."""
+    """JSON text of metadata (or of a filter value): exact numbers that jsonb gives back with their types."""
     text = _encode(value)
-    # Only a float with a positive exponent needs care; "e+" inside a string merely takes the slow path.
-    return _slow_json(value) if "e+" in text else text
+    # Only a float with a positive exponent or a negative zero needs care; the same text inside
+    # a string (or "-0.01") merely takes the slow path.
+    return _slow_json(value) if "e+" in text or "-0.0" in text else text
+
+
+def filter_value(value: Any) -> Any:
+    """A filter scalar as it is bound: an int beyond every storable number is bounded (same answers)."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -_BOUND <= value <= _BOUND:
+        return _BOUND if value > 0 else -_BOUND
+    return value
+
+
+def _parse_float(text: str) -> float:
+    return -0.0 if text == NEG_ZERO else float(text)
+
+
+def load_json(data: bytes | str) -> Any:
+    """jsonb text to Python, with :data:`NEG_ZERO` read back as ``-0.0``."""
+    # A substring test is cheap; the hook makes json parse every float in Python.
+    if (_NEG_ZERO_BYTES in data) if isinstance(data, bytes) else (NEG_ZERO in data):
+        return json.loads(data, parse_float=_parse_float)
+    return json.loads(data)
 
 
 # -- binary COPY ------------------------------------------------------------------------

@@ -15,14 +15,21 @@ The contract's semantics map onto jsonb as follows:
 * ranges: ``jsonb_typeof(metadata -> k) = 'number' AND metadata -> k > v`` (jsonb's own
   numeric order; no cast, so no row can raise an error), wrapped in ``COALESCE`` so
   that a missing key gives false, never NULL, and ``NOT`` stays exact.
+
+Numbers are bound at their exact values (:func:`.codec.dump_json`, :func:`.codec.filter_value`),
+so jsonb's exact decimal comparison is Python's.  Text that PostgreSQL cannot hold (a NUL
+character, a lone surrogate) is refused with :class:`InvalidFilterError` before anything
+is sent: PostgreSQL would fail the statement, and libpq would cut a key at the NUL.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ...errors import InvalidFilterError
 from ...filters import Cmp, Node, to_sql
-from .codec import dump_json
+from ...validation import _check_text
+from .codec import dump_json, filter_value
 
 __all__ = ["compile_filter"]
 
@@ -38,20 +45,34 @@ def _any_of(key: str, values: tuple[Any, ...], params: list[Any]) -> str:
     return "metadata @> ANY(%s::jsonb[])"
 
 
+def _checked(node: Cmp) -> Any:
+    """The node's value as it is bound, after refusing text PostgreSQL cannot hold (the rule of stored text)."""
+    where = f"where[{node.key!r}][{node.op!r}]"
+    _check_text(node.key, f"the filter key {node.key!r}", InvalidFilterError)
+    if isinstance(node.value, tuple):
+        for i, v in enumerate(node.value):
+            if isinstance(v, str):
+                _check_text(v, f"{where}[{i}]", InvalidFilterError)
+        return tuple(filter_value(v) for v in node.value)
+    if isinstance(node.value, str):
+        _check_text(node.value, where, InvalidFilterError)
+    return filter_value(node.value)
+
+
 def _compare(node: Cmp, params: list[Any]) -> str:
     """A SQL boolean (never NULL) for ``node``; its parameters are appended to ``params``."""
-    op, key = node.op, node.key
+    op, key, value = node.op, node.key, _checked(node)
     if op in _RANGE:
-        params.extend((key, key, dump_json(node.value)))
+        params.extend((key, key, dump_json(value)))
         return (f"COALESCE(jsonb_typeof(metadata -> %s::text) = 'number' "
                 f"AND metadata -> %s::text {_RANGE[op]} %s::jsonb, false)")
     if op == "$contains":
-        params.append(dump_json({key: [node.value]}))
+        params.append(dump_json({key: [value]}))
         return _CONTAINS
     if op in ("$eq", "$ne"):
-        cond = _any_of(key, (node.value,), params)
+        cond = _any_of(key, (value,), params)
     else:
-        cond = _any_of(key, node.value, params)
+        cond = _any_of(key, value, params)
     return f"(NOT {cond})" if op in ("$ne", "$nin") else cond
 
 
