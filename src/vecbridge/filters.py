@@ -86,8 +86,7 @@ def _is_number(v: Any) -> bool:
 
 def _check_scalar(v: Any, where: str) -> None:
     if isinstance(v, str):
-        if "\x00" in v:
-            raise InvalidFilterError(f"{where}: the value holds a NUL character, which no stored text can hold")
+        _check_text(v, f"{where}: the value")
         return
     if isinstance(v, bool):
         return
@@ -96,6 +95,17 @@ def _check_scalar(v: Any, where: str) -> None:
             raise InvalidFilterError(f"{where}: {v} is not a finite number")
         return
     raise InvalidFilterError(f"{where}: {v!r} is {type(v).__name__}; filter values are str, int, float or bool")
+
+
+def _check_text(text: str, what: str) -> None:
+    """Refuse text no stored key or value can hold: a NUL, or a lone surrogate (not UTF-8)."""
+    if "\x00" in text:
+        raise InvalidFilterError(f"{what} holds a NUL character, which no stored text can hold")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidFilterError(f"{what} is not valid Unicode text (a lone surrogate), which no stored text "
+                                 "can hold") from None
 
 
 def _parse_ops(key: str, spec: Any, path: str) -> list[Node]:
@@ -139,9 +149,7 @@ def parse(where: Any, path: str = "where") -> Node | None:
     for key, spec in where.items():
         if not isinstance(key, str) or not key:
             raise InvalidFilterError(f"{path} has the key {key!r}; keys are non-empty strings")
-        if "\x00" in key:
-            raise InvalidFilterError(f"{path} has the key {key!r}, which holds a NUL character; "
-                                     "no metadata key can hold one")
+        _check_text(key, f"{path}: the key {key!r}")
         if key in ("$and", "$or"):
             if not isinstance(spec, (list, tuple)) or not spec:
                 raise InvalidFilterError(f"{path}[{key!r}] takes a non-empty list of filters")
