@@ -27,7 +27,7 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, NamedTuple, Union
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -39,30 +39,21 @@ from .errors import (
     CollectionExistsError,
     CollectionNotFoundError,
     DimensionMismatchError,
-    DuplicateIdError,
     EmbeddingMismatchError,
     InvalidRecordError,
-    RecordNotFoundError,
     UnsupportedFeatureError,
-    UnsupportedFilterError,
     VecbridgeError,
 )
+from .flows import CollectionFlows, RawHit, run
 from .options import Option, parse_options
-from .scores import converter, exact_top_k
 from .types import INCLUDE_ALL, Hit, Record
 from .url import URL, redact
 from .validation import (
-    MAX_ID_BYTES,
     Batch,
-    size_violations,
-    validate_batch,
     validate_dimension,
-    validate_ids,
-    validate_include,
     validate_index,
     validate_metric,
     validate_name,
-    validate_query_vectors,
 )
 
 __all__ = ["ALL", "CONFIG_KEYS", "BaseClient", "BaseCollection", "ErrorRule", "RawHit", "native_errors"]
@@ -70,20 +61,10 @@ __all__ = ["ALL", "CONFIG_KEYS", "BaseClient", "BaseCollection", "ErrorRule", "R
 ALL = frozenset(INCLUDE_ALL)
 
 
-class RawHit(NamedTuple):
-    """A query result as a backend returns it: the native score, not yet converted."""
-
-    id: str
-    value: float
-    metadata: dict[str, Any] | None = None
-    document: str | None = None
-    vector: np.ndarray | None = None
-
-
 #: One row of a backend's error table: a native exception type, and the vecbridge error
 #: class it becomes, or a function of the exception giving that class (``None``: no match,
 #: try the next row).
-ErrorRule = tuple[type[BaseException], Union[type[VecbridgeError], Callable[[BaseException], Any]]]
+ErrorRule = tuple[type[BaseException], type[VecbridgeError] | Callable[[BaseException], Any]]
 
 _UNAVAILABLE_ERRNOS = frozenset({errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE,
                                  errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH})
@@ -134,19 +115,7 @@ def native_errors(backend: str, action: str, table: Sequence[ErrorRule] = ()) ->
 CONFIG_KEYS = ("dimension", "metric", "index", "layout")
 
 
-def _check_count(value: Any, name: str, minimum: int) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _by_distance(hit: Hit) -> float:
-    return hit.distance
-
-
-class BaseCollection:
+class BaseCollection(CollectionFlows):
     """The shared half of every backend's collection."""
 
     #: Per metric, the kind of number the backend's search returns (see vecbridge.scores).
@@ -180,61 +149,50 @@ class BaseCollection:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} dimension={self.dimension} metric={self.metric!r} on {self._client.url}>"
 
-    # -- writes ------------------------------------------------------------------
-    def _batch(self, ids: Any, vectors: Any, metadatas: Any, documents: Any, require_vectors: bool = True) -> Batch:
-        b = validate_batch(ids, vectors, metadatas, documents, dimension=self.dimension, metric=self.metric,
-                           require_vectors=require_vectors)
-        caps = self.capabilities
-        if caps.max_document_bytes is not None or caps.max_metadata_bytes is not None or \
-                caps.max_id_bytes < MAX_ID_BYTES:
-            for i, part, n, limit in size_violations(b.ids, b.metadatas, b.documents, max_id_bytes=caps.max_id_bytes,
-                                                     max_document_bytes=caps.max_document_bytes,
-                                                     max_metadata_bytes=caps.max_metadata_bytes):
-                field = {"id": "ids", "document": "documents", "metadata": "metadatas"}[part]
-                raise InvalidRecordError(f"{field}[{i}] (id {b.ids[i]!r}) is {n:,} bytes; the {self.backend} backend "
-                                         f"holds a record's {part} of at most {limit:,} bytes; nothing was written")
-        return b
-
-    @staticmethod
-    def _complete(b: Batch) -> Batch:
-        """Fill absent metadata/documents so that upsert replaces the whole record."""
-        n = len(b.ids)
-        return Batch(b.ids, b.vectors, b.metadatas if b.metadatas is not None else [{} for _ in range(n)],
-                     b.documents if b.documents is not None else [None] * n)
-
-    def _embedded(self, ids: Any, metadatas: Any, documents: Any, update: bool = False) -> Batch:
-        """Validate a batch given without vectors, then embed its documents (before any write)."""
-        b = self._batch(ids, None, metadatas, documents, require_vectors=False)
-        if b.documents is None:
-            if update:
-                return b
-            raise InvalidRecordError("vectors are required (or documents, in a collection with an embedder)")
-        missing = [i for i, d in enumerate(b.documents) if d is None]
-        if missing:
-            raise InvalidRecordError(f"documents[{missing[0]}] is None; without vectors every record needs a "
-                                     "document to embed")
-        vectors = self.embedder.embed_documents(b.documents) if b.ids else None
-        return self._batch(b.ids, vectors, b.metadatas, b.documents, require_vectors=not update)
-
+    # -- the public API: each call drives its flow (vecbridge.flows) with the sync hooks --
     def add(self, ids: Sequence[str], vectors: Any = None, metadatas: Any = None, documents: Any = None) -> None:
-        b = self._embedded(ids, metadatas, documents) if vectors is None else \
-            self._batch(ids, vectors, metadatas, documents)
-        if b.ids:
-            self._add(self._complete(b))
+        run(self, self._flow_add(ids, vectors, metadatas, documents))
 
     def upsert(self, ids: Sequence[str], vectors: Any = None, metadatas: Any = None, documents: Any = None) -> None:
-        b = self._embedded(ids, metadatas, documents) if vectors is None else \
-            self._batch(ids, vectors, metadatas, documents)
-        if b.ids:
-            self._upsert(self._complete(b))
+        run(self, self._flow_upsert(ids, vectors, metadatas, documents))
 
     def update(self, ids: Sequence[str], vectors: Any = None, metadatas: Any = None, documents: Any = None) -> None:
-        if vectors is None and documents is not None and self.has_embedder:
-            b = self._embedded(ids, metadatas, documents, update=True)  # new documents, new vectors
-        else:
-            b = self._batch(ids, vectors, metadatas, documents, require_vectors=False)
-        if b.ids:
-            self._update(b)
+        run(self, self._flow_update(ids, vectors, metadatas, documents))
+
+    def get(self, ids: Sequence[str] | None = None, where: Any = None, limit: int | None = None,
+            offset: int | None = None, include: Sequence[str] | None = None) -> list[Record]:
+        return run(self, self._flow_get(ids, where, limit, offset, include))  # type: ignore[no-any-return]
+
+    def query(self, vectors: Any = None, k: int = 10, where: Any = None,
+              include: Sequence[str] | None = None, *, text: str | Sequence[str] | None = None
+              ) -> list[Hit] | list[list[Hit]]:
+        return run(self, self._flow_query(vectors, k, where, include, text))  # type: ignore[no-any-return]
+
+    def delete(self, ids: Sequence[str] | None = None, where: Any = None) -> None:
+        run(self, self._flow_delete(ids, where))
+
+    def count(self, where: Any = None) -> int:
+        return run(self, self._flow_count(where))  # type: ignore[no-any-return]
+
+    def scan(self, batch_size: int = 1000, include: Sequence[str] | None = None) -> Iterator[list[Record]]:
+        return self._scan(*self._scan_args(batch_size, include))
+
+    def peek(self, n: int = 10) -> list[Record]:
+        return self.get(limit=n, include=INCLUDE_ALL)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def close(self) -> None:
+        """Close the client this collection was opened with by ``open_collection``."""
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> BaseCollection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- the embedder ---------------------------------------------------------------------
     @property
@@ -276,120 +234,6 @@ class BaseCollection:
             self.set_config(embedding=stored(emb))
         self._embedder = emb
 
-    # -- reads -------------------------------------------------------------------
-    def get(self, ids: Sequence[str] | None = None, where: Any = None, limit: int | None = None,
-            offset: int | None = None, include: Sequence[str] | None = None) -> list[Record]:
-        node = self._parse_where(where)
-        inc = validate_include(include)
-        limit = _check_count(limit, "limit", 0)
-        offset = _check_count(offset, "offset", 0) or 0
-        if ids is None:
-            if limit == 0:
-                return []
-            return self._get_page(node, limit, offset, inc)
-        wanted = validate_ids(ids, unique=False)
-        if not wanted:
-            return []
-        unique = list(dict.fromkeys(wanted))
-        found = {r.id: r for r in self._get_ids(unique, node, inc)}
-        ordered = [found[i] for i in unique if i in found]
-        end = None if limit is None else offset + limit
-        return ordered[offset:end]
-
-    def query(self, vectors: Any = None, k: int = 10, where: Any = None,
-              include: Sequence[str] | None = None, *, text: str | Sequence[str] | None = None
-              ) -> list[Hit] | list[list[Hit]]:
-        if text is not None:
-            if vectors is not None:
-                raise ValueError("query takes vectors or text=, not both")
-            texts = [text] if isinstance(text, str) else list(text)
-            if not all(isinstance(t, str) for t in texts):
-                raise ValueError("text= takes a string or a list of strings")
-            emb = self.embedder
-            vectors = emb.embed_query(texts[0]) if isinstance(text, str) else emb.embed_documents(texts)
-        elif vectors is None:
-            raise ValueError("query needs vectors, or text= in a collection with an embedder")
-        arr, single = validate_query_vectors(vectors, self.dimension, self.metric)
-        k = _check_count(k, "k", 1)  # type: ignore[assignment]
-        node = self._parse_where(where)
-        inc = validate_include(include)
-        raw = self._query(arr, k, node, inc) if arr.shape[0] else []
-        kinds = [self.native_scores] * len(raw)
-        self._complete_short_rows(arr, k, node, inc, raw, kinds)
-        metric = self.metric
-        want_meta, want_doc, want_vec = "metadata" in inc, "document" in inc, "vector" in inc
-        out: list[list[Hit]] = []
-        for row, kind_map in zip(raw, kinds):
-            conv = converter(metric, kind_map[metric])
-            hits = []
-            for h in row:
-                score, distance = conv(float(h.value))
-                hits.append(Hit(h.id, score, distance, h.metadata if want_meta else None,
-                                h.document if want_doc else None, h.vector if want_vec else None))
-            hits.sort(key=_by_distance)
-            out.append(hits)
-        return out[0] if single else out
-
-    # -- the exact top-k rule ---------------------------------------------------------
-    def _complete_short_rows(self, arr: np.ndarray, k: int, node: filters.Node | None, inc: frozenset[str],
-                             raw: list[list[RawHit]], kinds: list[Mapping[str, str]]) -> None:
-        """Never fewer than ``k`` hits because the search was approximate: a row that came back
-        with fewer hits than there are matching records (at most ``k``) is answered again by
-        ``_exact_query``.  The count is asked only when some row is short."""
-        short = [i for i, row in enumerate(raw) if len(row) < k]
-        if not short:
-            return
-        need = min(k, self._count(node))
-        redo = [i for i in short if len(raw[i]) < need]
-        if not redo:
-            return
-        for i, row in zip(redo, self._exact_query(arr[redo], k, node, inc)):
-            raw[i] = row
-            kinds[i] = self.exact_scores
-
-    def _exact_query(self, vectors: np.ndarray, k: int, where: filters.Node | None,
-                     include: frozenset[str]) -> list[list[RawHit]]:
-        """Exact top-``k`` over the records matching ``where``, values as ``exact_scores`` says.
-
-        The default reads the matches in pages (the filter runs in the database) and ranks
-        them with :func:`vecbridge.scores.exact_top_k`; a backend that can search exactly
-        inside the database overrides this and sets ``exact_scores``."""
-        page = max(256, min(8192, (64 << 20) // (4 * self.dimension + 64)))
-        fields = include | {"vector"}
-        best: list[list[tuple[float, Record]]] = [[] for _ in range(len(vectors))]
-        offset = 0
-        while True:
-            recs = self._get_page(where, page, offset, frozenset(fields))
-            if not recs:
-                break
-            mat = np.stack([np.asarray(r.vector, dtype=np.float32) for r in recs])
-            dist, idx = exact_top_k(self.metric, vectors, mat, k)
-            for qi in range(len(vectors)):
-                merged = best[qi] + [(float(d), recs[j]) for d, j in zip(dist[qi], idx[qi])]
-                merged.sort(key=lambda t: t[0])
-                best[qi] = merged[:k]
-            if len(recs) < page:
-                break
-            offset += len(recs)
-        want_vec = "vector" in include
-        return [[RawHit(r.id, d, r.metadata, r.document, r.vector if want_vec else None) for d, r in row]
-                for row in best]
-
-    # -- filters ----------------------------------------------------------------------
-    def _parse_where(self, where: Any) -> filters.Node | None:
-        """Parse ``where`` and apply the core's rule for numbers the backend cannot compare
-        exactly: an integer outside the backend's ``filter_int_range`` is refused."""
-        node = filters.parse(where)
-        bounds = self.capabilities.filter_int_range
-        if node is not None and bounds is not None:
-            lo, hi = bounds
-            for value in filters.numbers(node):
-                if isinstance(value, int) and not lo <= value <= hi:
-                    raise UnsupportedFilterError(
-                        f"the {self.backend} backend compares integers in filters exactly only from {lo} to {hi}; "
-                        f"the filter has {value}")
-        return node
-
     # -- configuration ----------------------------------------------------------------
     @property
     def config(self) -> dict[str, Any]:
@@ -428,68 +272,29 @@ class BaseCollection:
         """Store ``doc`` (a JSON object, at most a few kB) with the collection, replacing any."""
         raise UnsupportedFeatureError(f"the {self.backend} backend cannot store a collection configuration yet")
 
-    def delete(self, ids: Sequence[str] | None = None, where: Any = None) -> None:
-        if ids is None and where is None:
-            raise ValueError("delete needs ids, where, or both; to delete everything use delete(where={}) "
-                             "or client.delete_collection()")
-        id_list = None if ids is None else list(dict.fromkeys(validate_ids(ids, unique=False)))
-        node = self._parse_where(where)
-        if id_list is not None and not id_list:
-            return
-        self._delete(id_list, node)
-
-    def count(self, where: Any = None) -> int:
-        return int(self._count(self._parse_where(where)))
-
-    def scan(self, batch_size: int = 1000, include: Sequence[str] | None = None) -> Iterator[list[Record]]:
-        size = _check_count(batch_size, "batch_size", 1)
-        assert size is not None
-        return self._scan(size, validate_include(include, default=INCLUDE_ALL))
-
-    def peek(self, n: int = 10) -> list[Record]:
-        return self.get(limit=n, include=INCLUDE_ALL)
-
-    def __len__(self) -> int:
-        return self.count()
-
-    def close(self) -> None:
-        """Close the client this collection was opened with by ``open_collection``."""
-        if self._owns_client:
-            self._client.close()
-
-    def __enter__(self) -> BaseCollection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- defaults a backend may override ---------------------------------------------
+    # -- defaults a backend may override (each the sync run of its flow) --------------
     def _existing_ids(self, ids: list[str]) -> list[str]:
-        return [r.id for r in self._get_ids(ids, None, frozenset())]
+        return run(self, self._flow_default_existing_ids(ids))  # type: ignore[no-any-return]
 
     def _add(self, b: Batch) -> None:
-        existing = self._existing_ids(b.ids)
-        if existing:
-            raise DuplicateIdError(self._duplicate_message(existing))
-        self._upsert(b)
-
-    def _duplicate_message(self, existing: Sequence[str]) -> str:
-        shown = ", ".join(repr(i) for i in list(existing)[:5]) + (" …" if len(existing) > 5 else "")
-        return (f"{len(existing)} id(s) exist already in {self.name!r}: {shown}; nothing was written "
-                "(use upsert to replace records)")
+        run(self, self._flow_default_add(b))
 
     def _update(self, b: Batch) -> None:
-        need = {"vector", "metadata", "document"}
-        current = {r.id: r for r in self._get_ids(b.ids, None, frozenset(need))}
-        missing = [i for i in b.ids if i not in current]
-        if missing:
-            shown = ", ".join(repr(i) for i in missing[:5])
-            raise RecordNotFoundError(f"{len(missing)} id(s) do not exist in {self.name!r}: {shown}; nothing was written")
-        recs = [current[i] for i in b.ids]
-        vectors = b.vectors if b.vectors is not None else np.stack([np.asarray(r.vector) for r in recs]).astype(np.float32)
-        metas = b.metadatas if b.metadatas is not None else [dict(r.metadata or {}) for r in recs]
-        docs = b.documents if b.documents is not None else [r.document for r in recs]
-        self._upsert(Batch(b.ids, np.ascontiguousarray(vectors), metas, docs))
+        run(self, self._flow_default_update(b))
+
+    def _exact_query(self, vectors: np.ndarray, k: int, where: filters.Node | None,
+                     include: frozenset[str]) -> list[list[RawHit]]:
+        """Exact top-``k`` over the records matching ``where``, values as ``exact_scores`` says.
+        The default ranks the filter's matches with :func:`vecbridge.scores.exact_top_k`; a
+        backend that can search exactly inside the database overrides this and sets
+        ``exact_scores``."""
+        return run(self, self._flow_default_exact_query(vectors, k, where, include))  # type: ignore[no-any-return]
+
+    def _embed_documents(self, texts: list[str]) -> np.ndarray:
+        return self.embedder.embed_documents(texts)  # type: ignore[no-any-return]
+
+    def _embed_query(self, text: str) -> np.ndarray:
+        return self.embedder.embed_query(text)  # type: ignore[no-any-return]
 
     # -- hooks every backend implements -------------------------------------------------
     def _upsert(self, b: Batch) -> None:
