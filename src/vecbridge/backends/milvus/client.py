@@ -12,13 +12,27 @@ and on the first read of a collection this client did not create, the server's n
 timestamp, i.e. Strong).  Reads without writes in between then wait for nothing, where
 Strong on every read costs a time tick (about 200 ms on Milvus 2.3, measured).
 ``strong`` makes every read Strong.
+
+Concurrent writers: Milvus has no insert-if-absent and no unique key, so ``add``
+checks for the ids and then writes.  Within one process the check and the write hold
+a lock of that collection shared by every client of the process (:mod:`.locks`), so
+``add``'s ``DuplicateIdError`` holds between threads and clients.  Across processes
+nothing can make it hold: two processes adding one id at the same moment may both
+succeed, and the later write replaces the earlier record (``add`` writes with upsert,
+so the collection never holds two rows for one id, which a Milvus server would keep
+after two inserts).  Likewise an ``update`` racing another process's write or delete
+may undo it.  Give each id one writing process, or one process the writes.
+
+Milvus Lite lets one process open a ``.db`` (a folder, locked with ``flock`` on its
+``LOCK`` file); a second process gets :class:`~vecbridge.errors.BackendLockedError`
+saying so, where pymilvus says only "Open local milvus failed".
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +40,14 @@ from pymilvus import DataType
 from pymilvus import MilvusClient as NativeClient  # renamed: ours has the same name
 
 from ...base import BaseClient, native_errors
-from ...errors import BackendError, InvalidURLError, UnsupportedFeatureError
 from ...capabilities import Capabilities
+from ...errors import BackendError, BackendLockedError, InvalidURLError, UnsupportedFeatureError
 from ...options import Option
 from ...url import URL
 from .codec import DOCUMENT, ID, MAX_ID_BYTES, METRIC_TYPES, VECTOR
 from .collection import MilvusCollection
 from .expr import META_FIELD
+from .locks import READ_TIMESTAMPS, READ_TIMESTAMPS_LOCK, WRITE_COUNTS
 
 __all__ = ["MilvusClient"]
 
@@ -63,6 +78,39 @@ def _index_params(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if kind == "ivf":
         return "IVF_FLAT", {"nlist": spec["nlist"]}
     return "HNSW", {"M": spec["m"], "efConstruction": spec["ef_construction"]}
+
+
+def _held_elsewhere(data_dir: str) -> bool:
+    """Whether another process holds Milvus Lite's lock on ``data_dir`` (``flock`` on its LOCK file).
+
+    Asked only after this process failed to open it: a path this process has open
+    already is reused by milvus-lite, never opened twice.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: milvus-lite locks with msvcrt there; not probed
+        return False
+    try:
+        fd = os.open(os.path.join(data_dir, "LOCK"), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _locked_error(path: str) -> BackendLockedError:
+    return BackendLockedError(
+        f"milvus: the Milvus Lite database {path} is in use by another process (Milvus Lite lets one "
+        "process open a database at a time); close the other process, or serve the database to both: run "
+        f"`milvus-lite server --data-dir {path} --host 127.0.0.1 --port 19530` (or use a Milvus server) and "
+        "connect every process with milvus://127.0.0.1:19530")
 
 
 def _full_spec(index: dict[str, Any]) -> dict[str, Any]:
@@ -121,6 +169,7 @@ class MilvusClient(BaseClient):
             elif user is not None or password is not None:
                 kwargs["token"] = f"{user or ''}:{password or ''}"
             self.mode = "server"
+            self.location = uri
         elif u.path:
             if not u.path.endswith(".db"):
                 raise InvalidURLError(f"{u}: a Milvus Lite URL names a file ending in .db, such as milvus:///data/milvus.db")
@@ -128,17 +177,26 @@ class MilvusClient(BaseClient):
             path.parent.mkdir(parents=True, exist_ok=True)
             uri = str(path)
             self.mode = "lite"
+            self.location = os.path.realpath(uri)
         else:
             raise InvalidURLError(f"{u}: name a server (milvus://host:19530) or a Milvus Lite file (milvus:///path/file.db)")
-        with native_errors("milvus", f"connect to {u}"):
-            self._native = NativeClient(uri=uri, timeout=self._timeout, **kwargs)
-            self.version = str(self._native.get_server_version())
+        #: The database, for the per-collection write locks of this process (.locks).
+        self.database = kwargs["db_name"] or "default"
+        try:
+            with native_errors("milvus", f"connect to {u}"):
+                self._native = NativeClient(uri=uri, timeout=self._timeout, **kwargs)
+                self.version = str(self._native.get_server_version())
+        except BackendError as exc:
+            if self.mode == "lite" and _held_elsewhere(self.location):
+                raise _locked_error(self.location) from exc.__cause__
+            raise
         # Milvus Lite evaluates a comparison on a missing JSON key to "unknown" (three-valued
         # logic); Milvus 2.3/2.4 servers to false.  Unknown engines get the safe, guarded form.
         self.lite = self.version.startswith("milvus_lite") or self.mode == "lite"
         self.three_valued = self.lite or not re.match(r"v?2\.[34]\.", self.version)
-        self._read_ts: dict[str, int | None] = {}
-        self._lock = threading.Lock()
+        # read timestamps are per collection of the process, not per client: a write through
+        # one client (add's check in another, above all) must be seen by the others' reads
+        self._read_ts, self._lock = READ_TIMESTAMPS, READ_TIMESTAMPS_LOCK
 
     def __repr__(self) -> str:
         return f"<MilvusClient {self.url} ({self.engine})>"
@@ -160,28 +218,36 @@ class MilvusClient(BaseClient):
         return {} if self._timeout is None else {"timeout": float(self._timeout)}
 
     # -- consistency -----------------------------------------------------------------
-    def read_consistency(self, name: str) -> dict[str, Any]:
-        """Keyword arguments that make a read see this process's earlier writes."""
-        with self._lock:
-            ts = self._read_ts.get(name, _STRONG)
-        if self._always_strong or ts is _STRONG:
-            return {"consistency_level": "Strong"}
-        return {"consistency_level": "Customized", "guarantee_timestamp": ts}
+    def _key(self, name: str) -> tuple[str, str, str]:
+        return self.location, self.database, name
 
-    def read_done(self, name: str) -> None:
-        """A read succeeded: everything written before it stays visible to later reads."""
+    def read_consistency(self, name: str) -> tuple[dict[str, Any], int]:
+        """Keyword arguments that make a read see this process's earlier writes, and a token for :meth:`read_done`."""
+        key = self._key(name)
         with self._lock:
-            if self._read_ts.get(name, _STRONG) is _STRONG:
-                self._read_ts[name] = 1  # any timestamp at or after what that read saw
+            ts, token = self._read_ts.get(key, _STRONG), WRITE_COUNTS.get(key, 0)
+        if self._always_strong or ts is _STRONG:
+            return {"consistency_level": "Strong"}, token
+        return {"consistency_level": "Customized", "guarantee_timestamp": ts}, token
+
+    def read_done(self, name: str, token: int) -> None:
+        """A read succeeded: what was written before it stays visible to later reads.
+
+        Unless a write (by any thread or client of the process) came while it ran: that
+        write may be newer than what the read saw, so the next read stays Strong.
+        """
+        key = self._key(name)
+        with self._lock:
+            if self._read_ts.get(key, _STRONG) is _STRONG and WRITE_COUNTS.get(key, 0) == token:
+                self._read_ts[key] = 1  # any timestamp at or after what that read saw
 
     def wrote(self, name: str, ts: int) -> None:
         """Record a write; ``ts == 0`` (deletes, Milvus Lite) means "read Strong next"."""
+        key = self._key(name)
         with self._lock:
-            if not ts:
-                self._read_ts[name] = _STRONG
-            else:
-                prev = self._read_ts.get(name, _STRONG)
-                self._read_ts[name] = _STRONG if prev is _STRONG else max(prev, ts)
+            WRITE_COUNTS[key] = WRITE_COUNTS.get(key, 0) + 1
+            prev = self._read_ts.get(key, _STRONG)
+            self._read_ts[key] = _STRONG if not ts or prev is _STRONG else max(prev, ts)
 
     # -- collections -----------------------------------------------------------------
     def _has_collection(self, name: str) -> bool:
@@ -220,7 +286,7 @@ class MilvusClient(BaseClient):
                 raise
         with self._lock:
             # nothing was written before the collection existed: no read needs to wait yet
-            self._read_ts[name] = 1
+            self._read_ts[self._key(name)] = 1
         return MilvusCollection(self, name, dimension, metric, spec)
 
     def _get_collection(self, name: str) -> MilvusCollection | None:
@@ -270,7 +336,7 @@ class MilvusClient(BaseClient):
         with native_errors("milvus", f"drop collection {name!r}"):
             self._native.drop_collection(name, **self.call_options())
         with self._lock:
-            self._read_ts.pop(name, None)
+            self._read_ts.pop(self._key(name), None)
 
     def _close(self) -> None:
         try:
