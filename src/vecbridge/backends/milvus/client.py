@@ -39,7 +39,7 @@ from typing import Any
 from pymilvus import DataType
 from pymilvus import MilvusClient as NativeClient  # renamed: ours has the same name
 
-from ...base import BaseClient, native_errors
+from ...base import BaseClient
 from ...capabilities import Capabilities
 from ...errors import BackendError, BackendLockedError, InvalidURLError, UnsupportedFeatureError
 from ...options import Option
@@ -47,6 +47,7 @@ from ...url import URL
 from .codec import DOCUMENT, ID, MAX_ID_BYTES, METRIC_TYPES, VECTOR
 from .collection import MilvusCollection
 from .expr import META_FIELD
+from .failures import ERRORS
 from .locks import READ_TIMESTAMPS, READ_TIMESTAMPS_LOCK, WRITE_COUNTS
 
 __all__ = ["MilvusClient"]
@@ -142,6 +143,7 @@ class MilvusClient(BaseClient):
 
     backend_name = "milvus"
     declared_options = OPTIONS
+    error_map = ERRORS
     # Milvus: VARCHAR(65,535) documents, JSON fields of 65,536 bytes, 32,768 dimensions
     capabilities_declared = Capabilities(index_types=("flat", "hnsw", "ivf"), max_dimension=32768,
                                          max_document_bytes=65535, max_metadata_bytes=65536, ordered_scan=True)
@@ -182,8 +184,13 @@ class MilvusClient(BaseClient):
             raise InvalidURLError(f"{u}: name a server (milvus://host:19530) or a Milvus Lite file (milvus:///path/file.db)")
         #: The database, for the per-collection write locks of this process (.locks).
         self.database = kwargs["db_name"] or "default"
+        if self.mode == "lite" and os.path.exists(uri) and not os.path.isdir(uri):
+            # milvus-lite 3 keeps a .db *folder*; pymilvus would say only "Open local milvus failed"
+            raise BackendError(f"milvus: {self.location} is a file, not a Milvus Lite database folder (Milvus Lite "
+                               "3 keeps a folder named *.db; a file of that name may come from an older milvus-lite "
+                               "or another program): name another path, or open it with the program that wrote it")
         try:
-            with native_errors("milvus", f"connect to {u}"):
+            with self._mapped_errors(f"connect to {u}"):
                 self._native = NativeClient(uri=uri, timeout=self._timeout, **kwargs)
                 self.version = str(self._native.get_server_version())
         except BackendError as exc:
@@ -254,11 +261,11 @@ class MilvusClient(BaseClient):
         self._check_open()
         if not isinstance(name, str) or not MILVUS_NAME.fullmatch(name):
             return False
-        with native_errors("milvus", "has_collection"):
+        with self._mapped_errors("has_collection"):
             return bool(self._native.has_collection(name, **self.call_options()))
 
     def _list_collections(self) -> list[str]:
-        with native_errors("milvus", "list_collections"):
+        with self._mapped_errors("list_collections"):
             return list(self._native.list_collections(**self.call_options()))
 
     def _create_collection(self, name: str, dimension: int, metric: str, index: dict[str, Any]) -> MilvusCollection:
@@ -272,7 +279,7 @@ class MilvusClient(BaseClient):
         schema.add_field(META_FIELD, DataType.JSON)
         index_params = NativeClient.prepare_index_params()
         index_params.add_index(VECTOR, index_type=index_type, metric_type=METRIC_TYPES[metric], params=params)
-        with native_errors("milvus", f"create collection {name!r}"):
+        with self._mapped_errors(f"create collection {name!r}"):
             self._native.create_collection(name, schema=schema, consistency_level="Strong",
                                            properties={_SPEC_PROPERTY: json.dumps(spec, sort_keys=True)},
                                            **self.call_options())
@@ -292,7 +299,7 @@ class MilvusClient(BaseClient):
     def _get_collection(self, name: str) -> MilvusCollection | None:
         if not self._has_collection(name):
             return None
-        with native_errors("milvus", f"describe collection {name!r}"):
+        with self._mapped_errors(f"describe collection {name!r}"):
             desc = self._native.describe_collection(name, **self.call_options())
             fields = {f["name"]: f for f in desc.get("fields", [])}
             wanted = {ID: DataType.VARCHAR, VECTOR: DataType.FLOAT_VECTOR, DOCUMENT: DataType.VARCHAR,
@@ -333,7 +340,7 @@ class MilvusClient(BaseClient):
             self._native.load_collection(name, **self.call_options())
 
     def _delete_collection(self, name: str) -> None:
-        with native_errors("milvus", f"drop collection {name!r}"):
+        with self._mapped_errors(f"drop collection {name!r}"):
             self._native.drop_collection(name, **self.call_options())
         with self._lock:
             self._read_ts.pop(self._key(name), None)

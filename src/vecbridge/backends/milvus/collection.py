@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ...base import BaseCollection, RawHit, native_errors
+from ...base import BaseCollection, RawHit
 from ...errors import DuplicateIdError, UnsupportedFeatureError, UnsupportedFilterError
 from ...filters import Cmp, Node, Not
 from ...types import Record
@@ -102,7 +102,7 @@ class MilvusCollection(BaseCollection):
     def _call(self, action: str, node: Node | None = None) -> Iterator[None]:
         """Wrap native errors; an expression the engine refuses becomes UnsupportedFilterError."""
         try:
-            with native_errors("milvus", f"{action} on {self.name!r}"):
+            with self._mapped_errors(f"{action} on {self.name!r}"):
                 yield
         except Exception as exc:
             cause = exc.__cause__
