@@ -12,27 +12,43 @@ and on the first read of a collection this client did not create, the server's n
 timestamp, i.e. Strong).  Reads without writes in between then wait for nothing, where
 Strong on every read costs a time tick (about 200 ms on Milvus 2.3, measured).
 ``strong`` makes every read Strong.
+
+Concurrent writers: Milvus has no insert-if-absent and no unique key, so ``add``
+checks for the ids and then writes.  Within one process the check and the write hold
+a lock of that collection shared by every client of the process (:mod:`.locks`), so
+``add``'s ``DuplicateIdError`` holds between threads and clients.  Across processes
+nothing can make it hold: two processes adding one id at the same moment may both
+succeed, and the later write replaces the earlier record (``add`` writes with upsert,
+so the collection never holds two rows for one id, which a Milvus server would keep
+after two inserts).  Likewise an ``update`` racing another process's write or delete
+may undo it.  Give each id one writing process, or one process the writes.
+
+Milvus Lite lets one process open a ``.db`` (a folder, locked with ``flock`` on its
+``LOCK`` file); a second process gets :class:`~vecbridge.errors.BackendLockedError`
+saying so, where pymilvus says only "Open local milvus failed".
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
-import threading
 from pathlib import Path
 from typing import Any
 
 from pymilvus import DataType
 from pymilvus import MilvusClient as NativeClient  # renamed: ours has the same name
 
-from ...base import BaseClient, native_errors
-from ...errors import BackendError, InvalidURLError, UnsupportedFeatureError
+from ...base import BaseClient
 from ...capabilities import Capabilities
+from ...errors import BackendError, BackendLockedError, InvalidURLError, UnsupportedFeatureError
 from ...options import Option
 from ...url import URL
 from .codec import DOCUMENT, ID, MAX_ID_BYTES, METRIC_TYPES, VECTOR
 from .collection import MilvusCollection
 from .expr import META_FIELD
+from .failures import ERRORS
+from .locks import READ_TIMESTAMPS, READ_TIMESTAMPS_LOCK, WRITE_COUNTS
 
 __all__ = ["MilvusClient"]
 
@@ -65,6 +81,39 @@ def _index_params(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return "HNSW", {"M": spec["m"], "efConstruction": spec["ef_construction"]}
 
 
+def _held_elsewhere(data_dir: str) -> bool:
+    """Whether another process holds Milvus Lite's lock on ``data_dir`` (``flock`` on its LOCK file).
+
+    Asked only after this process failed to open it: a path this process has open
+    already is reused by milvus-lite, never opened twice.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: milvus-lite locks with msvcrt there; not probed
+        return False
+    try:
+        fd = os.open(os.path.join(data_dir, "LOCK"), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _locked_error(path: str) -> BackendLockedError:
+    return BackendLockedError(
+        f"milvus: the Milvus Lite database {path} is in use by another process (Milvus Lite lets one "
+        "process open a database at a time); close the other process, or serve the database to both: run "
+        f"`milvus-lite server --data-dir {path} --host 127.0.0.1 --port 19530` (or use a Milvus server) and "
+        "connect every process with milvus://127.0.0.1:19530")
+
+
 def _full_spec(index: dict[str, Any]) -> dict[str, Any]:
     kind = "hnsw" if index["type"] == "default" else index["type"]
     defaults = {"hnsw": DEFAULT_HNSW, "ivf": DEFAULT_IVF}.get(kind, {})
@@ -94,6 +143,7 @@ class MilvusClient(BaseClient):
 
     backend_name = "milvus"
     declared_options = OPTIONS
+    error_map = ERRORS
     # Milvus: VARCHAR(65,535) documents, JSON fields of 65,536 bytes, 32,768 dimensions
     capabilities_declared = Capabilities(index_types=("flat", "hnsw", "ivf"), max_dimension=32768,
                                          max_document_bytes=65535, max_metadata_bytes=65536, ordered_scan=True)
@@ -121,6 +171,7 @@ class MilvusClient(BaseClient):
             elif user is not None or password is not None:
                 kwargs["token"] = f"{user or ''}:{password or ''}"
             self.mode = "server"
+            self.location = uri
         elif u.path:
             if not u.path.endswith(".db"):
                 raise InvalidURLError(f"{u}: a Milvus Lite URL names a file ending in .db, such as milvus:///data/milvus.db")
@@ -128,17 +179,31 @@ class MilvusClient(BaseClient):
             path.parent.mkdir(parents=True, exist_ok=True)
             uri = str(path)
             self.mode = "lite"
+            self.location = os.path.realpath(uri)
         else:
             raise InvalidURLError(f"{u}: name a server (milvus://host:19530) or a Milvus Lite file (milvus:///path/file.db)")
-        with native_errors("milvus", f"connect to {u}"):
-            self._native = NativeClient(uri=uri, timeout=self._timeout, **kwargs)
-            self.version = str(self._native.get_server_version())
+        #: The database, for the per-collection write locks of this process (.locks).
+        self.database = kwargs["db_name"] or "default"
+        if self.mode == "lite" and os.path.exists(uri) and not os.path.isdir(uri):
+            # milvus-lite 3 keeps a .db *folder*; pymilvus would say only "Open local milvus failed"
+            raise BackendError(f"milvus: {self.location} is a file, not a Milvus Lite database folder (Milvus Lite "
+                               "3 keeps a folder named *.db; a file of that name may come from an older milvus-lite "
+                               "or another program): name another path, or open it with the program that wrote it")
+        try:
+            with self._mapped_errors(f"connect to {u}"):
+                self._native = NativeClient(uri=uri, timeout=self._timeout, **kwargs)
+                self.version = str(self._native.get_server_version())
+        except BackendError as exc:
+            if self.mode == "lite" and _held_elsewhere(self.location):
+                raise _locked_error(self.location) from exc.__cause__
+            raise
         # Milvus Lite evaluates a comparison on a missing JSON key to "unknown" (three-valued
         # logic); Milvus 2.3/2.4 servers to false.  Unknown engines get the safe, guarded form.
         self.lite = self.version.startswith("milvus_lite") or self.mode == "lite"
         self.three_valued = self.lite or not re.match(r"v?2\.[34]\.", self.version)
-        self._read_ts: dict[str, int | None] = {}
-        self._lock = threading.Lock()
+        # read timestamps are per collection of the process, not per client: a write through
+        # one client (add's check in another, above all) must be seen by the others' reads
+        self._read_ts, self._lock = READ_TIMESTAMPS, READ_TIMESTAMPS_LOCK
 
     def __repr__(self) -> str:
         return f"<MilvusClient {self.url} ({self.engine})>"
@@ -160,39 +225,47 @@ class MilvusClient(BaseClient):
         return {} if self._timeout is None else {"timeout": float(self._timeout)}
 
     # -- consistency -----------------------------------------------------------------
-    def read_consistency(self, name: str) -> dict[str, Any]:
-        """Keyword arguments that make a read see this process's earlier writes."""
-        with self._lock:
-            ts = self._read_ts.get(name, _STRONG)
-        if self._always_strong or ts is _STRONG:
-            return {"consistency_level": "Strong"}
-        return {"consistency_level": "Customized", "guarantee_timestamp": ts}
+    def _key(self, name: str) -> tuple[str, str, str]:
+        return self.location, self.database, name
 
-    def read_done(self, name: str) -> None:
-        """A read succeeded: everything written before it stays visible to later reads."""
+    def read_consistency(self, name: str) -> tuple[dict[str, Any], int]:
+        """Keyword arguments that make a read see this process's earlier writes, and a token for :meth:`read_done`."""
+        key = self._key(name)
         with self._lock:
-            if self._read_ts.get(name, _STRONG) is _STRONG:
-                self._read_ts[name] = 1  # any timestamp at or after what that read saw
+            ts, token = self._read_ts.get(key, _STRONG), WRITE_COUNTS.get(key, 0)
+        if self._always_strong or ts is _STRONG:
+            return {"consistency_level": "Strong"}, token
+        return {"consistency_level": "Customized", "guarantee_timestamp": ts}, token
+
+    def read_done(self, name: str, token: int) -> None:
+        """A read succeeded: what was written before it stays visible to later reads.
+
+        Unless a write (by any thread or client of the process) came while it ran: that
+        write may be newer than what the read saw, so the next read stays Strong.
+        """
+        key = self._key(name)
+        with self._lock:
+            if self._read_ts.get(key, _STRONG) is _STRONG and WRITE_COUNTS.get(key, 0) == token:
+                self._read_ts[key] = 1  # any timestamp at or after what that read saw
 
     def wrote(self, name: str, ts: int) -> None:
         """Record a write; ``ts == 0`` (deletes, Milvus Lite) means "read Strong next"."""
+        key = self._key(name)
         with self._lock:
-            if not ts:
-                self._read_ts[name] = _STRONG
-            else:
-                prev = self._read_ts.get(name, _STRONG)
-                self._read_ts[name] = _STRONG if prev is _STRONG else max(prev, ts)
+            WRITE_COUNTS[key] = WRITE_COUNTS.get(key, 0) + 1
+            prev = self._read_ts.get(key, _STRONG)
+            self._read_ts[key] = _STRONG if not ts or prev is _STRONG else max(prev, ts)
 
     # -- collections -----------------------------------------------------------------
     def _has_collection(self, name: str) -> bool:
         self._check_open()
         if not isinstance(name, str) or not MILVUS_NAME.fullmatch(name):
             return False
-        with native_errors("milvus", "has_collection"):
+        with self._mapped_errors("has_collection"):
             return bool(self._native.has_collection(name, **self.call_options()))
 
     def _list_collections(self) -> list[str]:
-        with native_errors("milvus", "list_collections"):
+        with self._mapped_errors("list_collections"):
             return list(self._native.list_collections(**self.call_options()))
 
     def _create_collection(self, name: str, dimension: int, metric: str, index: dict[str, Any]) -> MilvusCollection:
@@ -206,7 +279,7 @@ class MilvusClient(BaseClient):
         schema.add_field(META_FIELD, DataType.JSON)
         index_params = NativeClient.prepare_index_params()
         index_params.add_index(VECTOR, index_type=index_type, metric_type=METRIC_TYPES[metric], params=params)
-        with native_errors("milvus", f"create collection {name!r}"):
+        with self._mapped_errors(f"create collection {name!r}"):
             self._native.create_collection(name, schema=schema, consistency_level="Strong",
                                            properties={_SPEC_PROPERTY: json.dumps(spec, sort_keys=True)},
                                            **self.call_options())
@@ -220,13 +293,13 @@ class MilvusClient(BaseClient):
                 raise
         with self._lock:
             # nothing was written before the collection existed: no read needs to wait yet
-            self._read_ts[name] = 1
+            self._read_ts[self._key(name)] = 1
         return MilvusCollection(self, name, dimension, metric, spec)
 
     def _get_collection(self, name: str) -> MilvusCollection | None:
         if not self._has_collection(name):
             return None
-        with native_errors("milvus", f"describe collection {name!r}"):
+        with self._mapped_errors(f"describe collection {name!r}"):
             desc = self._native.describe_collection(name, **self.call_options())
             fields = {f["name"]: f for f in desc.get("fields", [])}
             wanted = {ID: DataType.VARCHAR, VECTOR: DataType.FLOAT_VECTOR, DOCUMENT: DataType.VARCHAR,
@@ -267,10 +340,10 @@ class MilvusClient(BaseClient):
             self._native.load_collection(name, **self.call_options())
 
     def _delete_collection(self, name: str) -> None:
-        with native_errors("milvus", f"drop collection {name!r}"):
+        with self._mapped_errors(f"drop collection {name!r}"):
             self._native.drop_collection(name, **self.call_options())
         with self._lock:
-            self._read_ts.pop(name, None)
+            self._read_ts.pop(self._key(name), None)
 
     def _close(self) -> None:
         try:

@@ -1,10 +1,9 @@
-"""Column-wise write requests and the decoding of Milvus rows into records.
+"""Encoded write batches and the decoding of Milvus rows into records.
 
-Writes build one ``InsertRequest``/``UpsertRequest`` per slice of the batch, column by
-column: the vectors go in as the raw float32 bytes of the numpy array (parsed by
-protobuf as a packed repeated float, no Python loop per element); the slices are cut
-so that no request passes the server's gRPC message limit (64 MiB on a default
-Milvus proxy).
+A batch is encoded once (metadata to the JSON layout of :mod:`.expr`, sizes checked
+against Milvus's field limits before anything is sent) and cut into slices so that
+no request passes the server's gRPC message limit (64 MiB on a default Milvus proxy);
+:mod:`.fastpath` turns a slice into a request.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-from pymilvus.grpc_gen import milvus_pb2, schema_pb2
 
 from ...errors import InvalidMetadataError, InvalidRecordError
 from ...types import Record
@@ -31,7 +29,6 @@ __all__ = [
     "REQUEST_BUDGET",
     "VECTOR",
     "EncodedBatch",
-    "build_request",
     "output_fields",
     "row_parts",
     "rows_to_records",
@@ -48,26 +45,6 @@ MAX_JSON_BYTES = 65536
 REQUEST_BUDGET = 48 * 1024 * 1024
 _ROW_OVERHEAD = 24  # protobuf length prefixes and tags per row, generously
 
-_VARCHAR = schema_pb2.DataType.Value("VarChar")
-_JSON = schema_pb2.DataType.Value("JSON")
-_FLOAT_VECTOR = schema_pb2.DataType.Value("FloatVector")
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, n = n & 0x7F, n >> 7
-        if n:
-            out.append(low | 0x80)
-        else:
-            out.append(low)
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
 
 class EncodedBatch:
     """A validated batch with its metadata JSON encoded and its row sizes known."""
@@ -76,7 +53,8 @@ class EncodedBatch:
         assert b.vectors is not None and b.metadatas is not None and b.documents is not None
         self.ids, self.vectors = b.ids, b.vectors
         self.documents = ["" if d is None else d for d in b.documents]
-        self.json = [orjson.dumps(MetaCodec.encode(m, d)) for m, d in zip(b.metadatas, b.documents)]
+        self.meta = [MetaCodec.encode(m, d) for m, d in zip(b.metadatas, b.documents)]
+        self.json = [orjson.dumps(m) for m in self.meta]
         doc_bytes = [len(d.encode("utf-8")) for d in self.documents]
         for i, n in enumerate(doc_bytes):
             if n > MAX_DOCUMENT_BYTES:
@@ -102,34 +80,6 @@ class EncodedBatch:
             size += n
         if start < len(self.row_bytes):
             yield start, len(self.row_bytes)
-
-
-def _vector_field(vectors: np.ndarray) -> bytes:
-    """A serialized ``FieldData`` holding ``vectors`` as FLOAT_VECTOR, built from raw bytes."""
-    raw = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
-    float_array = _field(1, raw)  # FloatArray.data: packed floats
-    vector_field = _varint(1 << 3) + _varint(vectors.shape[1]) + _field(2, float_array)  # dim, float_vector
-    return (_varint(1 << 3) + _varint(_FLOAT_VECTOR) + _field(2, VECTOR.encode())  # type, field_name
-            + _field(4, vector_field))  # vectors
-
-
-def build_request(upsert: bool, collection: str, e: EncodedBatch, start: int, stop: int) -> Any:
-    """An Insert (or Upsert) request for rows ``start:stop`` of ``e``, column by column.
-
-    The database travels in the call's metadata (pymilvus's call context), as for
-    pymilvus's own requests.
-    """
-    cls = milvus_pb2.UpsertRequest if upsert else milvus_pb2.InsertRequest
-    req = cls(collection_name=collection, num_rows=stop - start)
-    ids = req.fields_data.add(type=_VARCHAR, field_name=ID)
-    ids.scalars.string_data.data.extend(e.ids[start:stop])
-    docs = req.fields_data.add(type=_VARCHAR, field_name=DOCUMENT)
-    docs.scalars.string_data.data.extend(e.documents[start:stop])
-    meta = req.fields_data.add(type=_JSON, field_name=META_FIELD)
-    meta.scalars.json_data.data.extend(e.json[start:stop])
-    number = cls.DESCRIPTOR.fields_by_name["fields_data"].number
-    req.MergeFromString(_field(number, _vector_field(e.vectors[start:stop])))  # appends to fields_data
-    return req
 
 
 def output_fields(include: frozenset[str]) -> list[str]:

@@ -1,7 +1,7 @@
 """A Milvus collection: ``id`` VARCHAR primary key, ``vector``, ``document`` VARCHAR, ``metadata`` JSON.
 
 Reads go through pymilvus's public calls with an escaped boolean expression (see
-:mod:`.expr`); writes send column-wise protobuf requests (see :mod:`.codec`).
+:mod:`.expr`); writes are upserts of column-wise requests (see :mod:`.fastpath`).
 Pages and scans walk the primary key (``id > last``, pk-ordered pages, as pymilvus's
 own query iterator does, but with the key escaped), never deep offsets.
 """
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ...base import BaseCollection, RawHit, native_errors
+from ...base import BaseCollection, RawHit
 from ...errors import DuplicateIdError, UnsupportedFeatureError, UnsupportedFilterError
 from ...filters import Cmp, Node, Not
 from ...types import Record
@@ -24,13 +24,14 @@ from .codec import (
     METRIC_TYPES,
     VECTOR,
     EncodedBatch,
-    build_request,
     output_fields,
     row_parts,
     rows_to_records,
     vectors_of,
 )
 from .expr import Compiler, conjunction, ids_expr, string_literal
+from .fastpath import Writer
+from .locks import collection_lock
 
 if TYPE_CHECKING:
     from .client import MilvusClient
@@ -82,6 +83,7 @@ class MilvusCollection(BaseCollection):
         self._mc = client
         self._compiler = Compiler(client.three_valued, client.engine)
         self._ordered = LITE_ORDERED if client.lite else {}
+        self._lock = collection_lock(client.location, client.database, name)
 
     def _search_params(self, k: int) -> dict[str, Any]:
         kind = self.index.get("type")
@@ -100,7 +102,7 @@ class MilvusCollection(BaseCollection):
     def _call(self, action: str, node: Node | None = None) -> Iterator[None]:
         """Wrap native errors; an expression the engine refuses becomes UnsupportedFilterError."""
         try:
-            with native_errors("milvus", f"{action} on {self.name!r}"):
+            with self._mapped_errors(f"{action} on {self.name!r}"):
                 yield
         except Exception as exc:
             cause = exc.__cause__
@@ -117,8 +119,9 @@ class MilvusCollection(BaseCollection):
 
     def _read(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """A read at a timestamp that covers this process's writes."""
-        out = fn(self.name, *args, **self._mc.read_consistency(self.name), **self._mc.call_options(), **kwargs)
-        self._mc.read_done(self.name)
+        consistency, token = self._mc.read_consistency(self.name)
+        out = fn(self.name, *args, **consistency, **self._mc.call_options(), **kwargs)
+        self._mc.read_done(self.name, token)
         return out
 
     def _page_rows(self, include: frozenset[str]) -> int:
@@ -127,29 +130,32 @@ class MilvusCollection(BaseCollection):
         return max(1, min(WINDOW, READ_BUDGET // row))
 
     # -- writes --------------------------------------------------------------------------
-    def _write(self, b: Batch, upsert: bool) -> None:
+    def _write(self, b: Batch) -> None:
         encoded = EncodedBatch(b)  # checks sizes before anything is sent
-        handler = self._n._get_connection()
-        context = self._n._generate_call_context()
-        send = handler.upsert if upsert else handler.batch_insert
-        key = "upsert_param" if upsert else "insert_param"
-        with self._call("upsert" if upsert else "insert"):
+        writer = Writer(self._n, self.name, self._mc.call_options())
+        with self._call("upsert"):
             for start, stop in encoded.slices():
-                req = build_request(upsert, self.name, encoded, start, stop)
-                # an empty `schema` stops pymilvus describing the collection for a prebuilt request
-                result = send(self.name, [], context=context, schema={"fields": []}, **{key: req}, **self._mc.call_options())
-                self._mc.wrote(self.name, int(getattr(result, "timestamp", 0) or 0))
+                self._mc.wrote(self.name, writer.upsert(encoded, start, stop))
 
     def _upsert(self, b: Batch) -> None:
-        self._write(b, upsert=True)
+        with self._lock.shared():
+            self._write(b)
 
     def _add(self, b: Batch) -> None:
-        existing = self._existing_ids(b.ids)
-        if existing:
-            raise DuplicateIdError(self._duplicate_message(existing))
-        # Insert, cheaper than upsert; Milvus does not enforce unique keys, so two
-        # concurrent adds of one id could both land (the check above is not atomic).
-        self._write(b, upsert=False)
+        # Exclusive: no write of this process lands between the check and the write (see
+        # .locks).  The write is an upsert, not an insert: a Milvus server keeps two rows
+        # for an id inserted twice, so an add racing another process's add or upsert
+        # would leave a duplicated record; with upsert the later write wins.
+        with self._lock.exclusive():
+            existing = self._existing_ids(b.ids)
+            if existing:
+                raise DuplicateIdError(self._duplicate_message(existing))
+            self._write(b)
+
+    def _update(self, b: Batch) -> None:
+        # read, merge, write: exclusive, or a concurrent write or delete would be undone
+        with self._lock.exclusive():
+            super()._update(b)
 
     def _existing_ids(self, ids: list[str]) -> list[str]:
         found: list[str] = []
@@ -165,7 +171,7 @@ class MilvusCollection(BaseCollection):
             exprs = [cond or f'{ID} > ""']  # every id is non-empty: this matches all
         else:
             exprs = [conjunction([ids_expr(ids[i:i + IDS_PER_CALL]), cond]) for i in range(0, len(ids), IDS_PER_CALL)]
-        with self._call("delete", where):
+        with self._lock.shared(), self._call("delete", where):
             for expr in exprs:
                 self._n.delete(self.name, filter=expr, **self._mc.call_options())
         self._mc.wrote(self.name, 0)  # Milvus 2.3 returns no timestamp for a delete: read Strong next
@@ -223,15 +229,25 @@ class MilvusCollection(BaseCollection):
         return out
 
     def _scan(self, batch_size: int, include: frozenset[str]) -> Iterator[list[Record]]:
-        page = min(batch_size, self._page_rows(include))
+        # Native pages are as large as the read budget allows, whatever the batch size: each
+        # Milvus Lite query filters and sorts the whole collection (``id > last`` is not
+        # served by an index), so one query per small batch made a scan quadratic.
         fields = output_fields(include)
-        walk = self._walk("", fields, page)
+        walk = self._walk("", fields, self._page_rows(include))
+        carry: list[dict[str, Any]] = []
         while True:
             with self._call("scan"):
                 rows = next(walk, None)
             if rows is None:
-                return
-            yield rows_to_records(rows, include)
+                break
+            if carry:  # rows[:]: pymilvus's lazy row list decodes its rows on indexing, not on `+`
+                rows, carry = carry + rows[:], []
+            full = len(rows) - len(rows) % batch_size
+            for i in range(0, full, batch_size):
+                yield rows_to_records(rows[i:i + batch_size], include)
+            carry = rows[full:]
+        if carry:
+            yield rows_to_records(carry, include)
 
     def _query(self, vectors: np.ndarray, k: int, where: Node | None, include: frozenset[str]) -> list[list[RawHit]]:
         if k > WINDOW:
