@@ -20,7 +20,14 @@ What it cannot hold, or what its filters need, is encoded under reserved ``_vb``
     its exact float parsing, so a float written with many significant digits can come
     back one unit in the last place off (about one random 17-digit float in five; 0.11
     is always kept); :func:`chroma_keeps` reproduces that parser (checked on 12,000
-    floats: it names exactly those that change) and picks those floats out.
+    floats: it names exactly those that change) and picks those floats out.  Chroma
+    also stores ``-0.0`` as ``0.0`` (alone and in lists), so :func:`stored_exactly`
+    sends ``-0.0`` there too; as a filter operand ``-0.0`` equals ``0.0`` and needs
+    nothing.
+
+Values of a subclass of int or float (``numpy.float64``, an ``IntEnum``) pass the
+contract's checks; they are written as the plain int or float they equal, and get the
+same bookkeeping (``_vbnum``, ``_vbf``) as one.
 
 A record's vector is kept exactly in cosine collections: Chroma's cosine space keeps
 unit vectors and their norms, whose product is not always the float32 given (most
@@ -56,6 +63,7 @@ __all__ = [
     "decode_vector",
     "encode_metadata",
     "encode_vectors",
+    "stored_exactly",
     "stored_key",
 ]
 
@@ -127,6 +135,24 @@ def chroma_keeps(value: float) -> bool:
     return value == 0.0 or _serde_f64(repr(value)) == value
 
 
+def stored_exactly(value: float) -> bool:
+    """Does Chroma give back the metadata float ``value`` as written (sign of zero included)?"""
+    if value == 0.0:
+        return math.copysign(1.0, value) > 0
+    return chroma_keeps(value)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as a plain bool, int, float or str (subclasses, e.g. numpy.float64, are not)."""
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return value
+
+
 def encode_metadata(metadata: dict[str, Any]) -> dict[str, Any] | None:
     """Chroma metadata for a validated vecbridge metadata dict (``None`` when empty)."""
     if not metadata:
@@ -138,16 +164,19 @@ def encode_metadata(metadata: dict[str, Any]) -> dict[str, Any] | None:
     for key, value in metadata.items():
         if key[:1] == "#" or key.startswith("chroma:"):
             key = ESCAPE + key
-        kind = type(value)
-        if kind is list:
+        if isinstance(value, list):
             if not value:
                 empty.append(key)
                 continue
-            if type(value[0]) is float and not all(chroma_keeps(v) for v in value):
+            value = [_plain(v) for v in value]
+            if type(value[0]) is float and not all(stored_exactly(v) for v in value):
                 exact[key] = value
-        elif kind is float:
+        else:
+            value = _plain(value)
+        kind = type(value)
+        if kind is float:
             numeric.append(key)
-            if not chroma_keeps(value):
+            if not stored_exactly(value):
                 exact[key] = value
         elif kind is int:
             numeric.append(key)

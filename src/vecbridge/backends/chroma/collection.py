@@ -10,7 +10,13 @@ How the differences between Chroma and the contract are absorbed:
   ids exist and sends ``None`` for every key the new metadata drops (Chroma's way to
   delete a key) and :data:`~.codec.NO_DOCUMENT` for a document that goes away;
 * Chroma's add keeps the old record silently on an existing id: ``add`` checks first
-  and writes nothing when one exists;
+  and writes nothing when one exists.  That check and the write, upsert's read of the
+  old keys and its write, update's read-merge-write and delete run under one lock per
+  collection, shared by every client of the database in the process (:mod:`.locks`), so
+  that two threads adding one id get one success and one ``DuplicateIdError``.  Two
+  *processes* adding one id to a server at the same moment can both succeed: Chroma keeps
+  the first record and the second writer is not told (Chroma has no atomic
+  insert-if-absent).  A folder is written by one process at a time (:mod:`.locks`);
 * metadata Chroma cannot keep, and what negated filters need, is encoded (:mod:`.codec`),
   filters are translated (:mod:`.where`);
 * a cosine collection's vectors come back bit-exact from their float32 bytes kept in the
@@ -25,6 +31,7 @@ How the differences between Chroma and the contract are absorbed:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -37,6 +44,7 @@ from ...types import Record
 from ...validation import Batch
 from .codec import NO_DOCUMENT, decode_document, decode_metadata, decode_vector, encode_metadata, encode_vectors
 from .exact import exact_top_k
+from .locks import write_lock
 from .where import to_where
 
 if TYPE_CHECKING:
@@ -111,6 +119,13 @@ class ChromaCollection(BaseCollection):
         return encode_vectors(b.vectors[s]) if self._exact_vectors else None
 
     # -- writes ----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Serialise this collection's check-then-write sequences in the process (see .locks)."""
+        self._chroma.for_writing()
+        with write_lock(self._chroma.location, self._native.id):
+            yield
+
     def _existing(self, ids: list[str], include: list[str]) -> dict[str, Any]:
         """``{id: stored metadata}`` of those ``ids`` that exist."""
         found: dict[str, Any] = {}
@@ -125,18 +140,24 @@ class ChromaCollection(BaseCollection):
             return list(self._existing(ids, []))
 
     def _add(self, b: Batch) -> None:
-        existing = set(self._existing_ids(b.ids))
-        if existing:
-            raise DuplicateIdError(self._duplicate_message([i for i in b.ids if i in existing]))
         assert b.vectors is not None and b.metadatas is not None and b.documents is not None
-        with native_errors("chroma", "add"):
-            for s in self._slices(len(b.ids)):
-                self._native.add(ids=b.ids[s], embeddings=b.vectors[s], documents=_any(b.documents[s]),
-                                 metadatas=_any([encode_metadata(m) for m in b.metadatas[s]]), uris=self._uris(b, s))
+        with self._writing():
+            existing = set(self._existing_ids(b.ids))
+            if existing:
+                raise DuplicateIdError(self._duplicate_message([i for i in b.ids if i in existing]))
+            with native_errors("chroma", "add"):
+                for s in self._slices(len(b.ids)):
+                    self._native.add(ids=b.ids[s], embeddings=b.vectors[s], documents=_any(b.documents[s]),
+                                     metadatas=_any([encode_metadata(m) for m in b.metadatas[s]]),
+                                     uris=self._uris(b, s))
+
+    def _update(self, b: Batch) -> None:
+        with self._writing():  # else a delete between its read and its write is undone
+            super()._update(b)
 
     def _upsert(self, b: Batch) -> None:
         assert b.vectors is not None and b.metadatas is not None and b.documents is not None
-        with native_errors("chroma", "upsert"):
+        with self._writing(), native_errors("chroma", "upsert"):
             for s in self._slices(len(b.ids)):
                 ids = b.ids[s]
                 metas = [encode_metadata(m) for m in b.metadatas[s]]
@@ -156,7 +177,7 @@ class ChromaCollection(BaseCollection):
 
     def _delete(self, ids: list[str] | None, where: Node | None) -> None:
         w = self._where(where)
-        with native_errors("chroma", "delete"):
+        with self._writing(), native_errors("chroma", "delete"):
             if ids is None:
                 self._native.delete(where=w if w is not None else self.EVERY_RECORD)
                 return
