@@ -26,19 +26,25 @@ How the differences between Chroma and the contract are absorbed:
   records, and can return fewer than ``k`` hits although ``k`` records match (seen with
   sparse graphs).  When a query row comes back short, the exact number of matches is
   counted; if it is larger, that row is answered exactly over the records the native
-  filter selects (:mod:`.exact`) -- the filter still runs in Chroma.
+  filter selects (:mod:`.exact`) -- the filter still runs in Chroma;
+* a read that meets a write of the same records (a get with vectors, or a query, while a
+  delete runs) can fail in Chroma with "Error finding id": its index and its records
+  disagreed for a moment.  Such a read is run again (:func:`_retried`), which answers
+  once the write is done; if every try fails, the error says what happened.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+import functools
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
 from ...base import BaseCollection, RawHit, native_errors
-from ...errors import DuplicateIdError
+from ...errors import BackendError, DuplicateIdError
 from ...filters import Node
 from ...types import Record
 from ...validation import Batch
@@ -49,6 +55,34 @@ from .where import to_where
 
 if TYPE_CHECKING:
     from .client import ChromaClient
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+#: Tries of a read that meets Chroma's index and records out of step (see the module docstring).
+READ_TRIES = 4
+_MID_WRITE = "Error finding id"
+
+
+def _retried(method: F) -> F:
+    """Run a read again when Chroma's index named a record that its records no longer have."""
+    @functools.wraps(method)
+    def read(self: Any, *args: Any, **kwargs: Any) -> Any:
+        for attempt in range(1, READ_TRIES + 1):
+            try:
+                return method(self, *args, **kwargs)
+            except BackendError as exc:
+                if _MID_WRITE not in str(exc):
+                    raise
+                if attempt == READ_TRIES:
+                    raise BackendError(
+                        f"chroma: a read of {self.name!r} failed {READ_TRIES} times with {_MID_WRITE!r}: Chroma's "
+                        "index and its records disagreed, because a write of the same records was under way; "
+                        "retry the read.  On an embedded folder this also happens when another process writes "
+                        "the folder with chromadb itself: serve it with a Chroma server (chroma run --path "
+                        "FOLDER) and connect every process to chroma://host:port") from exc.__cause__
+                time.sleep(0.01 * 2 ** attempt)
+        raise AssertionError("unreachable")
+    return read  # type: ignore[return-value]
 
 
 def _f32(rows: Any) -> np.ndarray:
@@ -210,6 +244,7 @@ class ChromaCollection(BaseCollection):
                        decode_document(docs[i]) if docs is not None else None)
                 for i, id_ in enumerate(ids)]
 
+    @_retried
     def _get_ids(self, ids: list[str], where: Node | None, include: frozenset[str]) -> list[Record]:
         w = self._where(where)
         out: list[Record] = []
@@ -219,6 +254,7 @@ class ChromaCollection(BaseCollection):
                 out += self._records(got, include)
         return out
 
+    @_retried
     def _get_page(self, where: Node | None, limit: int | None, offset: int, include: frozenset[str]) -> list[Record]:
         # Chroma orders by its internal row id: a stable order
         with native_errors("chroma", "get"):
@@ -226,6 +262,7 @@ class ChromaCollection(BaseCollection):
                                    include=self._fields(include))
             return self._records(got, include)
 
+    @_retried
     def _count(self, where: Node | None) -> int:
         w = self._where(where)
         with native_errors("chroma", "count"):
@@ -247,6 +284,7 @@ class ChromaCollection(BaseCollection):
                 return
             offset += len(page)
 
+    @_retried
     def _query(self, vectors: np.ndarray, k: int, where: Node | None, include: frozenset[str]) -> list[list[RawHit]]:
         w = self._where(where)
         with native_errors("chroma", "query"):
