@@ -21,6 +21,18 @@ that engine, created on connect and dropped on ``close()``, so that two ``chroma
 clients never see each other's collections.  (A ``database=`` option picks a named,
 shared database instead, which is kept.)
 
+Concurrency (see :mod:`.locks`).  Chroma has no atomic insert-if-absent, so ``add``
+checks then writes, under a lock per collection shared by every client of the database
+in the process: threads and clients of one process always get one success and one
+``DuplicateIdError`` per id.  What cannot be guaranteed: two *processes* adding the same
+id to one Chroma server at the same moment can both be told it worked; Chroma keeps one
+of the two records (the same holds for two processes updating or upserting one record:
+the last write wins, and a merge of the two upserts' metadata is possible).  A folder is
+written by one process at a time: chromadb's embedded engine never shows a process the
+writes another process makes, so a process writing a folder that another one has open,
+or opening a folder another process writes, gets ``BackendLockedError``; serve a folder
+shared by processes with a Chroma server.
+
 Collections are created without an embedding function (vecbridge always passes
 vectors; Chroma's default one would download a model), with the HNSW index Chroma
 offers -- it has no exact index, so ``{"type": "flat"}`` is refused -- and with
