@@ -25,8 +25,8 @@ Concurrency (see :mod:`.locks`).  Chroma has no atomic insert-if-absent, so ``ad
 checks then writes, under a lock per collection shared by every client of the database
 in the process: threads and clients of one process always get one success and one
 ``DuplicateIdError`` per id.  What cannot be guaranteed: two *processes* adding the same
-id to one Chroma server at the same moment can both be told it worked; Chroma keeps one
-of the two records (the same holds for two processes updating or upserting one record:
+id to one Chroma server at the same moment can both be told it worked; Chroma keeps the
+first record written (the same holds for two processes updating or upserting one record:
 the last write wins, and a merge of the two upserts' metadata is possible).  A folder is
 written by one process at a time: chromadb's embedded engine never shows a process the
 writes another process makes, so a process writing a folder that another one has open,
