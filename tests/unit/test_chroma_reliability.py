@@ -239,7 +239,7 @@ def test_int_operands_beyond_int64_are_refused(url: str, where: dict[str, Any]) 
         with pytest.raises(UnsupportedFilterError) as info:
             coll.get(where=where)
         message = str(info.value)
-        assert "signed 64-bit" in message and str(-(2**63)) in message and str(2**63 - 1) in message
+        assert str(-(2**63)) in message and str(2**63 - 1) in message
         assert any(str(v) in message for v in (2**64, 2**63, -(2**63) - 1, 2**70, -(2**65)))
         # operands inside the range still run, exactly
         for ok in ({"n": -(2**63)}, {"n": {"$lte": -(2**63)}}, {"tags": {"$contains": -(2**63)}}, {"n": {"$gt": 0}}):

@@ -25,10 +25,6 @@ What it cannot hold, or what its filters need, is encoded under reserved ``_vb``
     sends ``-0.0`` there too; as a filter operand ``-0.0`` equals ``0.0`` and needs
     nothing.
 
-Values of a subclass of int or float (``numpy.float64``, an ``IntEnum``) pass the
-contract's checks; they are written as the plain int or float they equal, and get the
-same bookkeeping (``_vbnum``, ``_vbf``) as one.
-
 A record's vector is kept exactly in cosine collections: Chroma's cosine space keeps
 unit vectors and their norms, whose product is not always the float32 given (most
 16-d rows differ in some component by one unit in the last place).  Its float32 bytes
@@ -142,17 +138,6 @@ def stored_exactly(value: float) -> bool:
     return chroma_keeps(value)
 
 
-def _plain(value: Any) -> Any:
-    """``value`` as a plain bool, int, float or str (subclasses, e.g. numpy.float64, are not)."""
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    return value
-
-
 def encode_metadata(metadata: dict[str, Any]) -> dict[str, Any] | None:
     """Chroma metadata for a validated vecbridge metadata dict (``None`` when empty)."""
     if not metadata:
@@ -164,17 +149,14 @@ def encode_metadata(metadata: dict[str, Any]) -> dict[str, Any] | None:
     for key, value in metadata.items():
         if key[:1] == "#" or key.startswith("chroma:"):
             key = ESCAPE + key
-        if isinstance(value, list):
+        kind = type(value)
+        if kind is list:
             if not value:
                 empty.append(key)
                 continue
-            value = [_plain(v) for v in value]
             if type(value[0]) is float and not all(stored_exactly(v) for v in value):
                 exact[key] = value
-        else:
-            value = _plain(value)
-        kind = type(value)
-        if kind is float:
+        elif kind is float:
             numeric.append(key)
             if not stored_exactly(value):
                 exact[key] = value

@@ -19,7 +19,7 @@ What Chroma 1.5 does, checked against a server and the embedded client:
   of that kind come back exactly (see :mod:`.codec`), but Chroma compares its
   neighbour: an operand equal to that neighbour can still be answered differently.
 * An int operand beyond int64 is saturated (``{"n": 2**64}`` matches a stored
-  ``2**63 - 1``): such operands are refused (:func:`check_int_range`).
+  ``2**63 - 1``): the core refuses such operands (``filter_int_range``, int64 here).
 * ``$in``/``$nin`` take a list of one Python type: a mixed list is split into groups.
 * Range operators match int and float fields, never bools, strings or lists.
 * ``$contains`` holds on a list field only, and compares int and float *strictly*
@@ -182,19 +182,8 @@ def _number_spellings(key: str, v: Any) -> list[Any]:
     return [v]
 
 
-def check_int_range(key: str, value: Any) -> None:
-    """Refuse an int operand outside int64, which Chroma would saturate to its nearest end."""
-    for v in value if isinstance(value, tuple) else (value,):
-        if isinstance(v, int) and not isinstance(v, bool) and not INT64_MIN <= v <= INT64_MAX:
-            raise UnsupportedFilterError(
-                f"chroma: a comparison of {key!r} with {v} cannot be run exactly: Chroma compares integers only "
-                f"within the signed 64-bit range [{INT64_MIN}, {INT64_MAX}] and would take {v} for the nearest "
-                "end of it; write the operand as a float, or within that range")
-
-
 def _cmp(node: Cmp, neg: bool, numeric_index: bool) -> dict[str, Any]:
     key, op, value = stored_key(node.key), node.op, node.value
-    check_int_range(node.key, value)
     if op == "$contains":
         spellings = [value] if isinstance(value, str) else _number_spellings(node.key, value)
         native = "$not_contains" if neg else "$contains"
