@@ -21,6 +21,18 @@ that engine, created on connect and dropped on ``close()``, so that two ``chroma
 clients never see each other's collections.  (A ``database=`` option picks a named,
 shared database instead, which is kept.)
 
+Concurrency (see :mod:`.locks`).  Chroma has no atomic insert-if-absent, so ``add``
+checks then writes, under a lock per collection shared by every client of the database
+in the process: threads and clients of one process always get one success and one
+``DuplicateIdError`` per id.  What cannot be guaranteed: two *processes* adding the same
+id to one Chroma server at the same moment can both be told it worked; Chroma keeps the
+first record written (the same holds for two processes updating or upserting one record:
+the last write wins, and a merge of the two upserts' metadata is possible).  A folder is
+written by one process at a time: chromadb's embedded engine never shows a process the
+writes another process makes, so a process writing a folder that another one has open,
+or opening a folder another process writes, gets ``BackendLockedError``; serve a folder
+shared by processes with a Chroma server.
+
 Collections are created without an embedding function (vecbridge always passes
 vectors; Chroma's default one would download a model), with the HNSW index Chroma
 offers -- it has no exact index, so ``{"type": "flat"}`` is refused -- and with
@@ -47,6 +59,7 @@ from ...options import Option
 from ...errors import BackendError, CollectionExistsError, InvalidURLError, UnsupportedFeatureError
 from ...url import URL
 from .collection import ChromaCollection
+from .locks import FolderLock, close_folder, open_folder
 
 #: Chroma's own rule for collection names: any name outside it cannot exist there.
 CHROMA_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]")
@@ -112,21 +125,34 @@ class ChromaClient(BaseClient):
         database = options.get("database")
         self._private_db: str | None = None
         self._admin: Any = None
+        self._folder: FolderLock | None = None
         with native_errors("chroma", f"connect to {u}"):
             if self.mode == "server":
-                self._native = self._connect_server(tenant, str(database or chromadb.DEFAULT_DATABASE))
+                database = str(database or chromadb.DEFAULT_DATABASE)
+                self._native = self._connect_server(tenant, database)
+                where: tuple[Any, ...] = ("server", u.driver or "http", str(u.host), u.port, tenant, database)
             elif self.mode == "persistent":
                 assert u.path is not None
-                self._native = chromadb.PersistentClient(path=os.path.abspath(u.path), settings=_settings(),
-                                                         tenant=tenant,
-                                                         database=str(database or chromadb.DEFAULT_DATABASE))
+                database = str(database or chromadb.DEFAULT_DATABASE)
+                # before chromadb reads the folder: a process writing it must not be read (see .locks)
+                self._folder = open_folder(os.path.abspath(u.path))
+                try:
+                    self._native = chromadb.PersistentClient(path=self._folder.path, settings=_settings(),
+                                                             tenant=tenant, database=database)
+                except BaseException:
+                    close_folder(self._folder)
+                    raise
+                where = ("persistent", self._folder.path, tenant, database)
             else:
                 if database is None:
                     database = self._private_db = f"vb_mem_{uuid.uuid4().hex}"
                     self._admin = _memory_admin()
                     self._admin.create_database(database, tenant=tenant)
                 self._native = chromadb.EphemeralClient(settings=_settings(), tenant=tenant, database=str(database))
+                where = ("memory", tenant, str(database))
         self._tenant = tenant
+        #: where the database lives, the key of its collections' write locks (see .locks)
+        self.location = where
         self._max_batch: int | None = None
 
     def _connect_server(self, tenant: str, database: str) -> Any:
@@ -163,6 +189,11 @@ class ChromaClient(BaseClient):
                        wire_bytes_per_float=20 if self.mode == "server" else 4,
                        persistent=self.mode != "memory")
 
+    def for_writing(self) -> None:
+        """Before a write: a folder becomes this process's to write, or BackendLockedError."""
+        if self._folder is not None:
+            self._folder.for_writing()
+
     def max_batch_size(self) -> int:
         """The largest write batch the engine takes (asked once)."""
         if self._max_batch is None:
@@ -195,6 +226,7 @@ class ChromaClient(BaseClient):
         hnsw: dict[str, Any] = {"space": metric}
         hnsw.update({_HNSW_NAMES[k]: v for k, v in index.items() if k in _HNSW_NAMES})
         meta = {FORMAT_KEY: FORMAT, DIMENSION_KEY: dimension, METRIC_KEY: metric}
+        self.for_writing()
         try:
             with native_errors("chroma", f"create_collection {name!r}"):
                 native = self._native.create_collection(name, configuration={"hnsw": hnsw}, metadata=meta,
@@ -227,6 +259,7 @@ class ChromaClient(BaseClient):
         native = self._native_collection(name)
         if native is None:
             return
+        self.for_writing()
         with native_errors("chroma", f"delete_collection {name!r}"):
             # Chroma 1.5 leaves list-valued metadata of a deleted collection behind, and the
             # next records written anywhere in the database can inherit it (chroma-core/chroma
@@ -243,9 +276,13 @@ class ChromaClient(BaseClient):
                         self._delete_collection(name)
                     self._admin.delete_database(self._private_db, tenant=self._tenant)
         finally:
-            close = getattr(self._native, "close", None)
-            if close is not None:
-                close()
+            try:
+                close = getattr(self._native, "close", None)
+                if close is not None:
+                    close()  # the last one stops chromadb's engine of the folder: a reopening reads it afresh
+            finally:
+                if self._folder is not None:
+                    close_folder(self._folder)
 
 
 def _index_of(hnsw: dict[str, Any]) -> dict[str, Any]:

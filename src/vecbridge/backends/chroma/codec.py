@@ -20,7 +20,10 @@ What it cannot hold, or what its filters need, is encoded under reserved ``_vb``
     its exact float parsing, so a float written with many significant digits can come
     back one unit in the last place off (about one random 17-digit float in five; 0.11
     is always kept); :func:`chroma_keeps` reproduces that parser (checked on 12,000
-    floats: it names exactly those that change) and picks those floats out.
+    floats: it names exactly those that change) and picks those floats out.  Chroma
+    also stores ``-0.0`` as ``0.0`` (alone and in lists), so :func:`stored_exactly`
+    sends ``-0.0`` there too; as a filter operand ``-0.0`` equals ``0.0`` and needs
+    nothing.
 
 A record's vector is kept exactly in cosine collections: Chroma's cosine space keeps
 unit vectors and their norms, whose product is not always the float32 given (most
@@ -56,6 +59,7 @@ __all__ = [
     "decode_vector",
     "encode_metadata",
     "encode_vectors",
+    "stored_exactly",
     "stored_key",
 ]
 
@@ -127,6 +131,13 @@ def chroma_keeps(value: float) -> bool:
     return value == 0.0 or _serde_f64(repr(value)) == value
 
 
+def stored_exactly(value: float) -> bool:
+    """Does Chroma give back the metadata float ``value`` as written (sign of zero included)?"""
+    if value == 0.0:
+        return math.copysign(1.0, value) > 0
+    return chroma_keeps(value)
+
+
 def encode_metadata(metadata: dict[str, Any]) -> dict[str, Any] | None:
     """Chroma metadata for a validated vecbridge metadata dict (``None`` when empty)."""
     if not metadata:
@@ -143,11 +154,11 @@ def encode_metadata(metadata: dict[str, Any]) -> dict[str, Any] | None:
             if not value:
                 empty.append(key)
                 continue
-            if type(value[0]) is float and not all(chroma_keeps(v) for v in value):
+            if type(value[0]) is float and not all(stored_exactly(v) for v in value):
                 exact[key] = value
         elif kind is float:
             numeric.append(key)
-            if not chroma_keeps(value):
+            if not stored_exactly(value):
                 exact[key] = value
         elif kind is int:
             numeric.append(key)

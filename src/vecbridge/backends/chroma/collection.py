@@ -10,7 +10,13 @@ How the differences between Chroma and the contract are absorbed:
   ids exist and sends ``None`` for every key the new metadata drops (Chroma's way to
   delete a key) and :data:`~.codec.NO_DOCUMENT` for a document that goes away;
 * Chroma's add keeps the old record silently on an existing id: ``add`` checks first
-  and writes nothing when one exists;
+  and writes nothing when one exists.  That check and the write, upsert's read of the
+  old keys and its write, update's read-merge-write and delete run under one lock per
+  collection, shared by every client of the database in the process (:mod:`.locks`), so
+  that two threads adding one id get one success and one ``DuplicateIdError``.  Two
+  *processes* adding one id to a server at the same moment can both succeed: Chroma keeps
+  the first record and the second writer is not told (Chroma has no atomic
+  insert-if-absent).  A folder is written by one process at a time (:mod:`.locks`);
 * metadata Chroma cannot keep, and what negated filters need, is encoded (:mod:`.codec`),
   filters are translated (:mod:`.where`);
 * a cosine collection's vectors come back bit-exact from their float32 bytes kept in the
@@ -20,27 +26,63 @@ How the differences between Chroma and the contract are absorbed:
   records, and can return fewer than ``k`` hits although ``k`` records match (seen with
   sparse graphs).  When a query row comes back short, the exact number of matches is
   counted; if it is larger, that row is answered exactly over the records the native
-  filter selects (:mod:`.exact`) -- the filter still runs in Chroma.
+  filter selects (:mod:`.exact`) -- the filter still runs in Chroma;
+* a read that meets a write of the same records (a get with vectors, or a query, while a
+  delete runs) can fail in Chroma with "Error finding id": its index and its records
+  disagreed for a moment.  Such a read is run again (:func:`_retried`), which answers
+  once the write is done; if every try fails, the error says what happened.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+import contextlib
+import functools
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
 from ...base import BaseCollection, RawHit, native_errors
-from ...errors import DuplicateIdError
+from ...errors import BackendError, DuplicateIdError
 from ...filters import Node
 from ...types import Record
 from ...validation import Batch
 from .codec import NO_DOCUMENT, decode_document, decode_metadata, decode_vector, encode_metadata, encode_vectors
 from .exact import exact_top_k
+from .locks import write_lock
 from .where import to_where
 
 if TYPE_CHECKING:
     from .client import ChromaClient
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+#: Tries of a read that meets Chroma's index and records out of step (see the module docstring).
+READ_TRIES = 4
+_MID_WRITE = "Error finding id"
+
+
+def _retried(method: F) -> F:
+    """Run a read again when Chroma's index named a record that its records no longer have."""
+    @functools.wraps(method)
+    def read(self: Any, *args: Any, **kwargs: Any) -> Any:
+        for attempt in range(1, READ_TRIES + 1):
+            try:
+                return method(self, *args, **kwargs)
+            except BackendError as exc:
+                if _MID_WRITE not in str(exc):
+                    raise
+                if attempt == READ_TRIES:
+                    raise BackendError(
+                        f"chroma: a read of {self.name!r} failed {READ_TRIES} times with {_MID_WRITE!r}: Chroma's "
+                        "index and its records disagreed, because a write of the same records was under way; "
+                        "retry the read.  On an embedded folder this also happens when another process writes "
+                        "the folder with chromadb itself: serve it with a Chroma server (chroma run --path "
+                        "FOLDER) and connect every process to chroma://host:port") from exc.__cause__
+                time.sleep(0.01 * 2 ** attempt)
+        raise AssertionError("unreachable")
+    return read  # type: ignore[return-value]
 
 
 def _f32(rows: Any) -> np.ndarray:
@@ -111,6 +153,13 @@ class ChromaCollection(BaseCollection):
         return encode_vectors(b.vectors[s]) if self._exact_vectors else None
 
     # -- writes ----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Serialise this collection's check-then-write sequences in the process (see .locks)."""
+        self._chroma.for_writing()
+        with write_lock(self._chroma.location, self._native.id):
+            yield
+
     def _existing(self, ids: list[str], include: list[str]) -> dict[str, Any]:
         """``{id: stored metadata}`` of those ``ids`` that exist."""
         found: dict[str, Any] = {}
@@ -125,18 +174,24 @@ class ChromaCollection(BaseCollection):
             return list(self._existing(ids, []))
 
     def _add(self, b: Batch) -> None:
-        existing = set(self._existing_ids(b.ids))
-        if existing:
-            raise DuplicateIdError(self._duplicate_message([i for i in b.ids if i in existing]))
         assert b.vectors is not None and b.metadatas is not None and b.documents is not None
-        with native_errors("chroma", "add"):
-            for s in self._slices(len(b.ids)):
-                self._native.add(ids=b.ids[s], embeddings=b.vectors[s], documents=_any(b.documents[s]),
-                                 metadatas=_any([encode_metadata(m) for m in b.metadatas[s]]), uris=self._uris(b, s))
+        with self._writing():
+            existing = set(self._existing_ids(b.ids))
+            if existing:
+                raise DuplicateIdError(self._duplicate_message([i for i in b.ids if i in existing]))
+            with native_errors("chroma", "add"):
+                for s in self._slices(len(b.ids)):
+                    self._native.add(ids=b.ids[s], embeddings=b.vectors[s], documents=_any(b.documents[s]),
+                                     metadatas=_any([encode_metadata(m) for m in b.metadatas[s]]),
+                                     uris=self._uris(b, s))
+
+    def _update(self, b: Batch) -> None:
+        with self._writing():  # else a delete between its read and its write is undone
+            super()._update(b)
 
     def _upsert(self, b: Batch) -> None:
         assert b.vectors is not None and b.metadatas is not None and b.documents is not None
-        with native_errors("chroma", "upsert"):
+        with self._writing(), native_errors("chroma", "upsert"):
             for s in self._slices(len(b.ids)):
                 ids = b.ids[s]
                 metas = [encode_metadata(m) for m in b.metadatas[s]]
@@ -156,7 +211,7 @@ class ChromaCollection(BaseCollection):
 
     def _delete(self, ids: list[str] | None, where: Node | None) -> None:
         w = self._where(where)
-        with native_errors("chroma", "delete"):
+        with self._writing(), native_errors("chroma", "delete"):
             if ids is None:
                 self._native.delete(where=w if w is not None else self.EVERY_RECORD)
                 return
@@ -189,6 +244,7 @@ class ChromaCollection(BaseCollection):
                        decode_document(docs[i]) if docs is not None else None)
                 for i, id_ in enumerate(ids)]
 
+    @_retried
     def _get_ids(self, ids: list[str], where: Node | None, include: frozenset[str]) -> list[Record]:
         w = self._where(where)
         out: list[Record] = []
@@ -198,6 +254,7 @@ class ChromaCollection(BaseCollection):
                 out += self._records(got, include)
         return out
 
+    @_retried
     def _get_page(self, where: Node | None, limit: int | None, offset: int, include: frozenset[str]) -> list[Record]:
         # Chroma orders by its internal row id: a stable order
         with native_errors("chroma", "get"):
@@ -205,6 +262,7 @@ class ChromaCollection(BaseCollection):
                                    include=self._fields(include))
             return self._records(got, include)
 
+    @_retried
     def _count(self, where: Node | None) -> int:
         w = self._where(where)
         with native_errors("chroma", "count"):
@@ -226,6 +284,7 @@ class ChromaCollection(BaseCollection):
                 return
             offset += len(page)
 
+    @_retried
     def _query(self, vectors: np.ndarray, k: int, where: Node | None, include: frozenset[str]) -> list[list[RawHit]]:
         w = self._where(where)
         with native_errors("chroma", "query"):

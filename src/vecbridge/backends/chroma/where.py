@@ -18,6 +18,8 @@ What Chroma 1.5 does, checked against a server and the embedded client:
   operands are refused (:func:`~.codec.chroma_keeps` tells them apart).  Stored floats
   of that kind come back exactly (see :mod:`.codec`), but Chroma compares its
   neighbour: an operand equal to that neighbour can still be answered differently.
+* An int operand beyond int64 is saturated (``{"n": 2**64}`` matches a stored
+  ``2**63 - 1``): the core refuses such operands (``filter_int_range``, int64 here).
 * ``$in``/``$nin`` take a list of one Python type: a mixed list is split into groups.
 * Range operators match int and float fields, never bools, strings or lists.
 * ``$contains`` holds on a list field only, and compares int and float *strictly*
