@@ -24,9 +24,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import os
 import socket
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -45,6 +46,7 @@ from .errors import (
     VecbridgeError,
 )
 from .flows import CollectionFlows, RawHit, run
+from .locks import SharedExclusiveLock, collection_lock
 from .options import Option, parse_options
 from .types import INCLUDE_ALL, Hit, Record
 from .url import URL, redact
@@ -115,6 +117,9 @@ def native_errors(backend: str, action: str, table: Sequence[ErrorRule] = ()) ->
 CONFIG_KEYS = ("dimension", "metric", "index", "layout")
 
 
+_WRITE_HOOKS = frozenset({"_add", "_update", "_upsert", "_delete"})
+
+
 class BaseCollection(CollectionFlows):
     """The shared half of every backend's collection."""
 
@@ -123,6 +128,9 @@ class BaseCollection(CollectionFlows):
     #: The kind of number ``_exact_query`` returns: the contract's distance for the default
     #: brute force; a backend that answers exactly inside the database sets its own.
     exact_scores: ClassVar[Mapping[str, str]] = {"cosine": "distance", "l2": "distance", "ip": "distance"}
+    #: Write hooks that hold the collection's in-process lock exclusively (vecbridge.locks);
+    #: ``_upsert`` and ``_delete`` hold it shared unless named here.
+    exclusive_writes: ClassVar[frozenset[str]] = frozenset({"_add", "_update"})
 
     def __init__(self, client: BaseClient, name: str, dimension: int, metric: str, index: Mapping[str, Any] | None = None):
         self._client = client
@@ -133,6 +141,17 @@ class BaseCollection(CollectionFlows):
         self._owns_client = False
         self._config: dict[str, Any] | None = None
         self._embedder: Any = None
+        self._vb_write_lock: SharedExclusiveLock | None = None
+
+    def _run_hook(self, name: str, args: tuple[Any, ...]) -> Any:
+        """Run one hook of a flow; a write hook under the collection's in-process lock."""
+        if name not in _WRITE_HOOKS:
+            return getattr(self, name)(*args)
+        lock = self._vb_write_lock
+        if lock is None:
+            lock = self._vb_write_lock = collection_lock(self._client.location, self.name)
+        with lock.exclusive() if name in self.exclusive_writes else lock.shared():
+            return getattr(self, name)(*args)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -341,6 +360,9 @@ class BaseClient:
                                      local=self.url.is_local, passthrough=type(self).passthrough_option,
                                      url=str(self.url))
         self._closed = False
+        #: Where the database is (the same for every client of it in this process): the key of
+        #: the collections' in-process write locks.  A backend sets a better one where it can.
+        self.location: Hashable = self._default_location()
         self._caps: Capabilities | None = None
         self._caps_lock = threading.Lock()
 
@@ -355,6 +377,14 @@ class BaseClient:
 
     def _capabilities(self) -> Capabilities:
         return self.capabilities_declared
+
+    def _default_location(self) -> Hashable:
+        u = self.url
+        if u.host:
+            return f"{u.scheme}://{u.host}:{u.port or ''}"
+        if u.path:
+            return os.path.realpath(u.path)
+        return ("memory", id(self))  # an in-memory database is private to its client
 
     def _mapped_errors(self, action: str) -> contextlib.AbstractContextManager[None]:
         """:func:`native_errors` with this backend's error table."""

@@ -48,11 +48,12 @@ class RawHit(NamedTuple):
 
 
 def run(obj: Any, flow: Flow) -> Any:
-    """Drive ``flow`` with ``obj``'s sync hooks; return its result."""
+    """Drive ``flow`` with ``obj``'s sync hooks (through ``obj._run_hook``); return its result."""
+    call = obj._run_hook
     try:
         name, args = next(flow)
         while True:
-            name, args = flow.send(getattr(obj, name)(*args))
+            name, args = flow.send(call(name, args))
     except StopIteration as stop:
         return stop.value
 
