@@ -141,7 +141,8 @@ def _build() -> argparse.ArgumentParser:
                    help="print the plan and check every source record against the target; write nothing")
     m.add_argument("--checkpoint", metavar="PATH", help="the checkpoint file (default: .vecbridge/migrate-<hash>.json)")
     m.add_argument("--retries", type=_count, default=5, metavar="N",
-                   help="retries of a failing database call, with backoff and reconnection (default 5)")
+                   help="retries of a database call that failed for a reason a retry can cure (connection refused or "
+                        "dropped, timeout, server starting), with backoff and reconnection (default 5)")
     m.add_argument("--backoff", type=float, default=1.0, metavar="SECONDS",
                    help="first wait before a retry; it doubles each time, up to 30 s (default 1)")
 

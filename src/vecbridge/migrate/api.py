@@ -101,8 +101,10 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
     progress
         ``True`` for a progress line on stderr, or a callable ``(phase, done, total)``.
     retries, backoff
-        A backend error is retried ``retries`` times, waiting ``backoff`` seconds,
-        doubling each time (at most 30 s), with both sides reconnected.
+        A :class:`~vecbridge.BackendUnavailableError` (refused or dropped connection,
+        timeout, a server that is starting) is retried ``retries`` times, waiting
+        ``backoff`` seconds, doubling each time (at most 30 s), with both sides
+        reconnected.  Any other error stops the run at once (checkpoint kept).
     on_retry
         Called with a one-line message before each retry.
 
@@ -115,7 +117,10 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
     MigrationError
         The plan found problems (nothing was written), or a record cannot be written.
     RetriesExhaustedError
-        A backend kept failing; the checkpoint allows ``resume=True``.
+        A backend stayed unavailable; the checkpoint allows ``resume=True``.
+    BackendError
+        A failure a retry cannot cure (permission, disk, a rejected record), raised at
+        its first occurrence; the checkpoint allows ``resume=True`` once its cause is fixed.
     """
     if resume and restart:
         raise MigrationError("resume and restart exclude each other")
