@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..errors import BackendError, VecbridgeError
+# The migration's errors live in the one exception tree (vecbridge.errors); named here too.
+from ..errors import MigrationError, MigrationInterrupted, RetriesExhaustedError
 
 __all__ = [
     "VERIFY_MODES",
@@ -20,17 +21,6 @@ __all__ = [
 
 #: Verification modes, cheapest first.
 VERIFY_MODES = ("none", "count", "sample", "full")
-
-
-class MigrationError(VecbridgeError, ValueError):
-    """The migration was refused before anything was written (or cannot go on as asked).
-
-    ``problems`` lists every reason found, one sentence each.
-    """
-
-    def __init__(self, problems: str | list[str]):
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
-        super().__init__("; ".join(self.problems))
 
 
 @dataclass
@@ -229,11 +219,3 @@ class MigrationReport:
 
     def __str__(self) -> str:
         return "\n".join(self.summary())
-
-
-class RetriesExhaustedError(BackendError):
-    """A backend kept failing after every retry; the checkpoint allows ``--resume``."""
-
-
-class MigrationInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or SIGTERM in the command) stopped the copy; the message says how far it got."""
