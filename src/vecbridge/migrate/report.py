@@ -28,7 +28,7 @@ class Mismatch:
     """One difference between a source record and the target's."""
 
     id: str
-    field: str  # "missing", "vector", "metadata", "document", "count"
+    field: str  # "missing", "vector", "metadata", "document", "count", "unread" (not compared)
     detail: str
 
 
@@ -36,7 +36,9 @@ class Mismatch:
 class VerificationResult:
     """The outcome of comparing the target with the source.
 
-    ``checked`` is the number of records compared field by field (0 for ``count``);
+    ``checked`` is the number of records compared field by field (0 for ``count``); a
+    record that ``sample`` or ``full`` set out to compare and could not read back is a
+    difference (field ``"unread"``), so ``ok`` never stands on fewer records than intended;
     ``mismatches`` holds the first differences found (at most ``limit``), and
     ``mismatch_count`` how many there were in all.
     """
@@ -48,6 +50,8 @@ class VerificationResult:
     target_count: int = 0
     mismatches: list[Mismatch] = field(default_factory=list)
     mismatch_count: int = 0
+    #: Records set out to be compared that could not be read back (counted in ``mismatch_count``).
+    unread: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     limit: int = 100
@@ -55,6 +59,8 @@ class VerificationResult:
     def add(self, mismatch: Mismatch) -> None:
         self.ok = False
         self.mismatch_count += 1
+        if mismatch.field == "unread" and mismatch.id:
+            self.unread += 1
         if len(self.mismatches) < self.limit:
             self.mismatches.append(mismatch)
 
@@ -68,7 +74,8 @@ class VerificationResult:
         what = f"{self.checked:,} records compared field by field, " if self.mode in ("sample", "full") else ""
         if self.ok:
             return f"verification ({self.mode}): ok - {what}{counts}"
-        return f"verification ({self.mode}): FAILED - {self.mismatch_count:,} difference(s); {what}{counts}"
+        unread = f"{self.unread:,} could not be read back, " if self.unread else ""
+        return f"verification ({self.mode}): FAILED - {self.mismatch_count:,} difference(s); {what}{unread}{counts}"
 
 
 @dataclass
