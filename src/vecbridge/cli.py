@@ -194,10 +194,14 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
                      sample_size=args.sample_size, dry_run=args.dry_run, checkpoint=args.checkpoint,
                      progress=not args.quiet, max_request_bytes=args.max_request_bytes or DEFAULT_REQUEST_BYTES,
                      retries=args.retries, backoff=args.backoff, on_retry=lambda msg: _warn(args, msg))
-    _out(args, report.to_dict(), report.summary())
-    if report.plan is not None and report.plan.problems:
+    data = report.to_dict()
+    problems = report.plan.problems if report.plan is not None else []
+    if problems:  # a dry run that found what a real run would refuse: the same error, the same code
+        data.update(exit_code=EXIT_USAGE, error=redact("; ".join(problems)), error_type="MigrationError")
+    _out(args, data, report.summary())
+    if problems:
         if not args.json:  # the problems are in the plan printed above; say it once on stderr as well
-            print(f"vecbridge: error: {redact('; '.join(report.plan.problems))}", file=sys.stderr)
+            print(f"vecbridge: error: {redact('; '.join(problems))}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK if report.ok else EXIT_DIFFERENCES
 

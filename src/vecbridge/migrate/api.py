@@ -12,6 +12,8 @@ from .copier import Copier, RetryPolicy
 from .endpoint import Connections, Side
 from .plan import (
     DEFAULT_REQUEST_BYTES,
+    NAMED_PROBLEMS,
+    SizeCheck,
     check_records,
     make_plan,
     rows_per_batch,
@@ -40,18 +42,22 @@ def _positive(value: Any, name: str) -> None:
 
 
 def _check_all(src: Side, tgt: Side, plan: Plan, progress: Progress) -> None:
-    """Dry run: read every record and check that the target could take it (nothing is written)."""
+    """Dry run: read every record and check that the target could take it (nothing is written).
+    The size problems are the sentences a real run refuses with (:class:`SizeCheck`)."""
     progress.start("check", plan.source_count)
-    limit = 20
-    caps = tgt.capabilities
+    sizes = SizeCheck(tgt.capabilities, tgt.backend, plan.dimension * wire_bytes_per_float(src, tgt))
+    invalid = 0
     for batch in src.collection.scan(batch_size=plan.batch_size, include=list(INCLUDE_ALL)):
-        why = check_records(batch, plan.dimension, plan.metric, caps, tgt.backend)
+        plan.problems += sizes.add(batch)
+        why = check_records(batch, plan.dimension, plan.metric)
         if why:
-            plan.problems.append(why)
-            if len([p for p in plan.problems if p.startswith("record ")]) >= limit:
-                plan.notes.append(f"the check stopped after {limit} records that cannot be written")
-                break
+            invalid += 1
+            if invalid <= NAMED_PROBLEMS:
+                plan.problems.append(why)
         progress.advance(len(batch))
+    plan.problems += sizes.tail()
+    if invalid > NAMED_PROBLEMS:
+        plan.notes.append(f"{invalid - NAMED_PROBLEMS:,} more batches hold a record that cannot be written")
     progress.finish()
 
 
@@ -148,10 +154,8 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
             return report
         if not plan.problems and plan.size_limits:
             # A record the target cannot hold must stop the copy before its first write.
-            found, total = scan_size_problems(src.collection, tgt.capabilities, tgt.backend, plan.batch_size)
-            plan.problems += found
-            if total > len(found):
-                plan.problems.append(f"{total - len(found):,} more records break the target's size limits")
+            plan.problems += scan_size_problems(src.collection, tgt.capabilities, tgt.backend, plan.batch_size,
+                                                plan.dimension * wire_bytes_per_float(src, tgt))
         if plan.problems:
             raise MigrationError(plan.problems)
 

@@ -37,7 +37,7 @@ from ..types import INCLUDE_ALL, Record
 from .checkpoint import BackgroundSaver, Checkpoint, State
 from .endpoint import Side
 from .pipeline import Pipeline
-from .plan import check_records, record_bytes
+from .plan import check_records, record_bytes, size_problems
 from .progress import Progress
 from .report import MigrationError, RetriesExhaustedError
 from .verify import Reservoir
@@ -203,7 +203,9 @@ class Copier:
         try:
             target.upsert(ids, cols.vectors, cols.metadatas, cols.documents)
         except InvalidRecordError as exc:
-            why = check_records(cols.records, state.dimension, state.metric) or str(exc)
+            # Name the record: the plan checked every one, so this is a limit the target did not declare.
+            sized = size_problems(cols.records, self.tgt.capabilities, self.tgt.backend, self.vector_bytes)
+            why = check_records(cols.records, state.dimension, state.metric) or (sized[0] if sized else str(exc))
             raise MigrationError(f"{why}; nothing of that batch was written, {state.position:,} records are "
                                  "copied (the checkpoint is kept)") from exc
         state.position += len(ids)
