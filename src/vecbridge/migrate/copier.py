@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -203,9 +204,11 @@ class Copier:
         try:
             target.upsert(ids, cols.vectors, cols.metadatas, cols.documents)
         except InvalidRecordError as exc:
-            # Name the record: the plan checked every one, so this is a limit the target did not declare.
+            # Name the record: the plan checked every one, so this is a limit the target did not
+            # declare, or measures otherwise than the core (e.g. its own encoding of metadata).
             sized = size_problems(cols.records, self.tgt.capabilities, self.tgt.backend, self.vector_bytes)
-            why = check_records(cols.records, state.dimension, state.metric) or (sized[0] if sized else str(exc))
+            why = check_records(cols.records, state.dimension, state.metric) or (sized[0] if sized else
+                                                                                 _naming(cols.records, exc))
             raise MigrationError(f"{why}; nothing of that batch was written, {state.position:,} records are "
                                  "copied (the checkpoint is kept)") from exc
         state.position += len(ids)
@@ -290,6 +293,15 @@ class Copier:
             except BackendError as exc:
                 self.progress.finish()
                 raise _not_retried(exc, self._where()) from exc
+
+
+def _naming(records: list[Record], exc: Exception) -> str:
+    """The backend's message about ``records[i]`` ("metadatas[3] ..."), with the record's id."""
+    text = re.sub(r";? *nothing was written\.?$", "", str(exc))
+    m = re.match(r"(ids|vectors|metadatas|documents)\[(\d+)\]", text)
+    if m and int(m.group(2)) < len(records):
+        return f"record {records[int(m.group(2))].id!r} cannot be written to the target: {text}"
+    return text
 
 
 def _not_retried(exc: BackendError, where: str) -> BackendError:
