@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from ..base import CONFIG_KEYS
+from ..errors import UnsupportedFeatureError
 from ..types import INCLUDE_ALL
 from ..url import URL
 from .copier import Copier, RetryPolicy
@@ -168,7 +169,11 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
             state.created_target = True
             carried = _carried_config(src.collection)
             if carried:  # what else the source's configuration says (e.g. its embedding spec)
-                created.set_config(**carried)
+                try:
+                    created.set_config(**carried)
+                except UnsupportedFeatureError as exc:  # the records can still be copied: say what is not
+                    report.notes.append(f"the configuration entries {', '.join(sorted(carried))} of the source "
+                                        f"were not copied: {exc}")
         if state.started == 0.0:
             state.started = time.time()
         state.status = "copying"
