@@ -56,11 +56,6 @@ def wire_bytes_per_float(src: Side, tgt: Side) -> int:
     return max(src.capabilities.wire_bytes_per_float, tgt.capabilities.wire_bytes_per_float)
 
 
-def _limits(caps: Capabilities) -> dict[str, int | None]:
-    return {"max_id_bytes": caps.max_id_bytes, "max_document_bytes": caps.max_document_bytes,
-            "max_metadata_bytes": caps.max_metadata_bytes}
-
-
 def limit_names(caps: Capabilities) -> list[str]:
     """The target's limits on a record's size, in words (empty: none but the contract's)."""
     out = [f"id at most {caps.max_id_bytes:,} bytes"] if caps.max_id_bytes < MAX_ID_BYTES else []
@@ -78,7 +73,9 @@ def size_problems(records: Sequence[Record], caps: Capabilities, backend: str, v
     found = [(i, f"record {records[i].id!r} cannot be written to the target: its {what} is {n:,} bytes, the "
                  f"{backend} target holds a {what} of at most {limit:,} bytes")
              for i, what, n, limit in size_violations([r.id for r in records], [r.metadata for r in records],
-                                                      [r.document for r in records], **_limits(caps))]
+                                                      [r.document for r in records], max_id_bytes=caps.max_id_bytes,
+                                                      max_document_bytes=caps.max_document_bytes,
+                                                      max_metadata_bytes=caps.max_metadata_bytes)]
     if caps.max_request_bytes is not None:  # one record alone must fit in a request
         for i, r in enumerate(records):
             n = record_bytes(r, vector_bytes)
