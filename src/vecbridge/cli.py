@@ -42,25 +42,47 @@ exit codes:
   3    runtime error: the database failed (after retries), or an unexpected error
   130  interrupted (Ctrl-C, SIGTERM); a migration continues with --resume"""
 
-MAIN_EPILOG = f"""\
-examples:
-  vecbridge ls faiss:///data/faiss
-  vecbridge info "chroma:///data/chroma?collection=docs"
-  vecbridge migrate "chroma:///data/chroma?collection=docs" "qdrant://localhost:6333"
-  vecbridge verify "chroma:///data/chroma?collection=docs" "qdrant://localhost:6333" --mode sample
+# The help names no backend: the schemes come from the registry (third-party ones too), and
+# each backend's URL forms are in its docs page.
+URL_FORMS = """\
+URLs:
+  SCHEME:///folder         an embedded database in a folder or file (SCHEME:////abs/path: absolute)
+  SCHEME://host:port       a server (several backends take SCHEME+https://host for TLS)
+  SCHEME://                in memory, gone when the command ends
+  ?collection=NAME names the collection; other query parameters are the backend's options.
+  'vecbridge info URL' shows what a backend can hold (its capabilities)."""
 
-URLs name the collection with ?collection=NAME.  Run 'vecbridge COMMAND --help' for details.
+
+def _schemes() -> str:
+    from .registry import available_schemes
+
+    return ", ".join(available_schemes())
+
+
+def _main_epilog() -> str:
+    return f"""\
+examples:
+  vecbridge ls SCHEME:///data/vectors
+  vecbridge info "SCHEME:///data/vectors?collection=docs"
+  vecbridge migrate "SCHEME:///data/vectors?collection=docs" "OTHER://db.example:6333"
+  vecbridge verify "SCHEME:///data/vectors?collection=docs" "OTHER://db.example:6333" --mode sample
+
+{URL_FORMS}
+  schemes: {_schemes()}
+
+Run 'vecbridge COMMAND --help' for details.
 
 {EXIT_CODES}"""
+
 
 MIGRATE_EPILOG = f"""\
 examples:
   # copy, creating the target collection with the source's dimension and metric
-  vecbridge migrate "chroma:///data/chroma?collection=docs" "qdrant://localhost:6333?collection=docs"
-  # see the plan first; reads every record, writes nothing
-  vecbridge migrate --dry-run "faiss:///data/faiss?collection=docs" "milvus://localhost:19530"
+  vecbridge migrate "SCHEME:///data/vectors?collection=docs" "OTHER://db.example:6333?collection=docs"
+  # see the plan first; reads every record, checks it against the target's limits, writes nothing
+  vecbridge migrate --dry-run "SCHEME:///data/vectors?collection=docs" "OTHER://db.example:6333"
   # continue a run that was interrupted (killed, Ctrl-C, server gone)
-  vecbridge migrate --resume "faiss:///data/faiss?collection=docs" "milvus://localhost:19530"
+  vecbridge migrate --resume "SCHEME:///data/vectors?collection=docs" "OTHER://db.example:6333"
   # for scripts: one JSON document on stdout, no progress
   vecbridge migrate --json --quiet --verify full SRC_URL TARGET_URL
 
@@ -68,7 +90,8 @@ The target collection's name defaults to the source's (changed to a name the tar
 can hold when needed; the report says so).  A target that already holds records is
 written into only with --resume or --into-existing.  A checkpoint is saved after every
 written batch (default: .vecbridge/ in the working directory) and removed once the run
-has finished and verified.
+has finished and verified.  A failure that a retry can cure (connection refused or
+dropped, timeout) is retried; any other stops the run at once, checkpoint kept.
 
 {EXIT_CODES}"""
 
@@ -113,7 +136,7 @@ def _build() -> argparse.ArgumentParser:
     common.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
     parser = _Parser(prog="vecbridge", description="Move vector collections between databases, chosen by URL.",
-                     epilog=MAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                     epilog=_main_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"vecbridge {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -121,7 +144,7 @@ def _build() -> argparse.ArgumentParser:
     m = sub.add_parser("migrate", parents=[common], help="copy a collection to another backend",
                        description="Copy a collection (ids, vectors, metadata, documents) to another backend.",
                        epilog=MIGRATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    m.add_argument("source", metavar="SOURCE_URL", help="the collection to copy, e.g. 'chroma:///dir?collection=docs'")
+    m.add_argument("source", metavar="SOURCE_URL", help="the collection to copy, e.g. 'SCHEME:///dir?collection=docs'")
     m.add_argument("target", metavar="TARGET_URL", help="where to copy it; ?collection=NAME is optional")
     m.add_argument("--batch-size", type=_positive, metavar="N",
                    help="records per batch (default: computed from the dimension and --max-request-bytes)")
@@ -141,25 +164,27 @@ def _build() -> argparse.ArgumentParser:
                    help="print the plan and check every source record against the target; write nothing")
     m.add_argument("--checkpoint", metavar="PATH", help="the checkpoint file (default: .vecbridge/migrate-<hash>.json)")
     m.add_argument("--retries", type=_count, default=5, metavar="N",
-                   help="retries of a failing database call, with backoff and reconnection (default 5)")
+                   help="retries of a database call that failed for a reason a retry can cure (connection refused or "
+                        "dropped, timeout, server starting), with backoff and reconnection (default 5)")
     m.add_argument("--backoff", type=float, default=1.0, metavar="SECONDS",
                    help="first wait before a retry; it doubles each time, up to 30 s (default 1)")
 
     ls = sub.add_parser("ls", parents=[common], help="list the collections of a database",
                         description="List collections with their record counts, dimensions and metrics.",
-                        epilog="example:\n  vecbridge ls faiss:///data/faiss\n\n" + EXIT_CODES,
+                        epilog="example:\n  vecbridge ls SCHEME:///data/vectors\n\n" + EXIT_CODES,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     ls.add_argument("url", metavar="URL")
 
     info = sub.add_parser("info", parents=[common], help="describe one collection",
-                          description="Show one collection: dimension, metric, index, record count.",
-                          epilog="example:\n  vecbridge info \"qdrant:///data/qdrant?collection=docs\"\n\n" + EXIT_CODES,
+                          description="Show one collection: dimension, metric, index, record count, its configuration, "
+                                      "and the capabilities of its backend.",
+                          epilog="example:\n  vecbridge info \"SCHEME:///data/vectors?collection=docs\"\n\n" + EXIT_CODES,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
     info.add_argument("url", metavar="URL", help="a URL with ?collection=NAME")
 
     v = sub.add_parser("verify", parents=[common], help="compare a target collection with its source",
                        description="Compare a collection with its copy; exit code 1 when they differ.",
-                       epilog="example:\n  vecbridge verify \"faiss:///a?collection=docs\" \"milvus:///b/m.db\" "
+                       epilog="example:\n  vecbridge verify \"SCHEME:///a?collection=docs\" \"OTHER:///b\" "
                               "--mode sample\n\n" + EXIT_CODES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     v.add_argument("source", metavar="SOURCE_URL")
@@ -193,10 +218,14 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
                      sample_size=args.sample_size, dry_run=args.dry_run, checkpoint=args.checkpoint,
                      progress=not args.quiet, max_request_bytes=args.max_request_bytes or DEFAULT_REQUEST_BYTES,
                      retries=args.retries, backoff=args.backoff, on_retry=lambda msg: _warn(args, msg))
-    _out(args, report.to_dict(), report.summary())
-    if report.plan is not None and report.plan.problems:
+    data = report.to_dict()
+    problems = report.plan.problems if report.plan is not None else []
+    if problems:  # a dry run that found what a real run would refuse: the same error, the same code
+        data.update(exit_code=EXIT_USAGE, error=redact("; ".join(problems)), error_type="MigrationError")
+    _out(args, data, report.summary())
+    if problems:
         if not args.json:  # the problems are in the plan printed above; say it once on stderr as well
-            print(f"vecbridge: error: {redact('; '.join(report.plan.problems))}", file=sys.stderr)
+            print(f"vecbridge: error: {redact('; '.join(problems))}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK if report.ok else EXIT_DIFFERENCES
 
@@ -227,18 +256,37 @@ def _cmd_ls(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     import vecbridge
 
+    from .capabilities import capabilities_of
+
     url = URL.parse(args.url)
     coll = vecbridge.open_collection(url)
     try:
-        data = {"url": url.with_query(collection=None).render(), "backend": url.scheme, **_describe(coll)}
+        config = getattr(coll, "config", None)
+        caps = capabilities_of(getattr(coll, "_client", None)).to_dict()
+        data = {"url": url.with_query(collection=None).render(), "backend": url.scheme, **_describe(coll),
+                "config": config if isinstance(config, dict) else {}, "capabilities": caps}
     finally:
         getattr(coll, "close", lambda: None)()
     index = ", ".join(f"{k}={v}" for k, v in data["index"].items()) or "default"
     lines = [f"collection: {data['name']}", f"url:        {data['url']}", f"backend:    {data['backend']}",
              f"records:    {data['count']:,}", f"dimension:  {data['dimension']}", f"metric:     {data['metric']}",
-             f"index:      {index}"]
+             f"index:      {index}", "config:"]
+    lines += [f"  {k}: {json.dumps(v, ensure_ascii=False)}" for k, v in sorted(data["config"].items())] or ["  (none)"]
+    lines.append("capabilities:")
+    lines += [f"  {k}: {_plain(v)}" for k, v in data["capabilities"].items()]
     _out(args, data, lines)
     return EXIT_OK
+
+
+def _plain(value: Any) -> str:
+    """A capability for people: lists joined, None as 'no limit', numbers with separators."""
+    if value is None:
+        return "no limit"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "none"
+    if isinstance(value, bool) or not isinstance(value, int):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    return f"{value:,}"
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:

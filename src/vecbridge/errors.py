@@ -19,13 +19,22 @@
     ├── RecordNotFoundError          ``update`` of an id that does not exist
     ├── EmbeddingMismatchError       an embedder other than the one that made a collection's vectors
     ├── EmbeddingError               the embedding model or endpoint failed or refused (key, model, dimension)
+    ├── MigrationError               a migration refused before its first write, or a record it cannot
+    │                                write (``problems`` lists every reason)
     └── BackendError                 the database failed; the native exception is ``__cause__``
         ├── BackendUnavailableError  what a retry can cure: refused or dropped connection, timeout,
-        │                            a server that is starting
-        └── BackendLockedError       an embedded folder or file is held by another process
+        │                            a server that is starting (the only error a migration retries)
+        ├── BackendLockedError       an embedded folder or file is held by another process
+        └── RetriesExhaustedError    a migration's database stayed unavailable through every retry;
+                                     the checkpoint allows ``--resume``
+
+    KeyboardInterrupt                (Python's; outside the tree, so that ``except Exception`` never
+    └── MigrationInterrupted         swallows Ctrl-C) Ctrl-C or SIGTERM stopped a migration; the
+                                     message says how far it got and how to resume
 
 Every message says what was wrong, where (batch position, metadata key, operator,
 backend) and, where it helps, what to do.  Messages never contain a password.
+The migration's errors are importable from :mod:`vecbridge.migrate` as well.
 """
 
 from __future__ import annotations
@@ -47,7 +56,10 @@ __all__ = [
     "InvalidRecordError",
     "InvalidURLError",
     "InvalidVectorError",
+    "MigrationError",
+    "MigrationInterrupted",
     "RecordNotFoundError",
+    "RetriesExhaustedError",
     "UnsupportedFeatureError",
     "UnsupportedFilterError",
     "VecbridgeError",
@@ -135,3 +147,25 @@ class BackendUnavailableError(BackendError):
 class BackendLockedError(BackendError):
     """An embedded database's folder or file is in use by another process; the message names
     the path and says what to do (close the other process, or use the database's server)."""
+
+
+class RetriesExhaustedError(BackendError):
+    """A migration's database stayed unavailable through every retry; the checkpoint allows ``--resume``."""
+
+
+class MigrationError(VecbridgeError, ValueError):
+    """The migration was refused before anything was written (or cannot go on as asked).
+
+    ``problems`` lists every reason found, one sentence each.
+    """
+
+    def __init__(self, problems: str | list[str]):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class MigrationInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM in the command) stopped the copy; the message says how far it got.
+
+    A ``KeyboardInterrupt``, not a :class:`VecbridgeError`: code that catches ``Exception``
+    must not swallow an interruption."""

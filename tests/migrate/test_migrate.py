@@ -1,4 +1,4 @@
-"""vecbridge.migrate on FAISS (memory and disk): copy, plan, resume, retries, verification."""
+"""vecbridge.migrate on FAISS (memory and disk): copy, plan, resume, verification."""
 
 from __future__ import annotations
 
@@ -14,13 +14,11 @@ from migrate_helpers import assert_holds, faiss_source, fill, make_records
 import vecbridge
 from vecbridge.capabilities import Capabilities
 from vecbridge.backends.faiss import FaissClient
-from vecbridge.backends.faiss.collection import FaissCollection
-from vecbridge.errors import BackendError, CollectionNotFoundError, InvalidURLError
+from vecbridge.errors import CollectionNotFoundError, InvalidURLError
 from vecbridge.migrate import (
     Checkpoint,
     MigrationError,
     MigrationInterrupted,
-    RetriesExhaustedError,
     default_path,
     map_name,
     rows_per_batch,
@@ -285,79 +283,7 @@ def test_resume_without_checkpoint_starts_over(tmp_path, records):
     assert any("no checkpoint" in n for n in report.notes)
 
 
-# -- transient errors -----------------------------------------------------------------------
-class FlakyCollection(FaissCollection):
-    """A real FAISS collection whose calls fail, as a restarting server's would."""
-
-    fail_writes: list[int]  # the numbers of the upsert calls that fail
-    fail_scans_after: int | None  # one scan fails after this many batches
-    fail_gets: int  # this many reads by id fail
-    calls: int
-
-    def _upsert(self, b: Any) -> None:
-        self.calls += 1
-        if self.calls in self.fail_writes:
-            raise BackendError("flaky: upsert failed: ConnectionError: server closed the connection")
-        super()._upsert(b)
-
-    def _scan(self, batch_size: int, include: frozenset[str]) -> Any:
-        for k, batch in enumerate(super()._scan(batch_size, include)):
-            if self.fail_scans_after is not None and k == self.fail_scans_after and "vector" in include:
-                self.fail_scans_after = None
-                raise BackendError("flaky: scan failed: connection reset")
-            yield batch
-
-    def _get_ids(self, ids: list[str], where: Any, include: frozenset[str]) -> Any:
-        if self.fail_gets > 0:
-            self.fail_gets -= 1
-            raise BackendError("flaky: get failed: connection reset")
-        return super()._get_ids(ids, where, include)
-
-
-def _flaky(coll: Any, fail_writes: Any = (), fail_scans_after: int | None = None, fail_gets: int = 0) -> Any:
-    coll.__class__ = FlakyCollection
-    coll.fail_writes, coll.fail_scans_after, coll.fail_gets = list(fail_writes), fail_scans_after, fail_gets
-    coll.calls = 0
-    return coll
-
-
-@pytest.mark.parametrize("writes, scans, retries", [([2, 5, 6], None, 3), ([], 3, 1)], ids=["write", "scan"])
-def test_transient_errors_are_retried(records, writes, scans, retries):
-    source = _flaky(_memory_source(records), fail_scans_after=scans)
-    target_client = vecbridge.connect("faiss://")
-    target = _flaky(target_client.create_collection("docs", DIM, "cosine"), fail_writes=writes)
-    messages: list[str] = []
-    report = vecbridge.migrate(source, target, batch_size=30, verify="full", backoff=0.01,
-                               on_retry=messages.append)
-    assert report.retries == retries and len(messages) == retries and "retry 1 of 5" in messages[0]
-    assert "flaky" in messages[0]
-    assert report.verification.ok and report.verification.checked == len(records)
-    assert report.records_copied >= len(records)  # the batch in flight may be written again
-    assert_holds(target, records)
-
-
-def test_verification_is_retried(records):
-    source = _memory_source(records)
-    target = _flaky(vecbridge.connect("faiss://").create_collection("docs", DIM, "cosine"), fail_gets=2)
-    messages: list[str] = []
-    report = vecbridge.migrate(source, target, verify="sample", sample_size=50, backoff=0.001,
-                               on_retry=messages.append)
-    assert len(messages) == 2 and "get failed" in messages[0]
-    assert report.verification.ok and report.verification.checked == 50
-
-
-def test_retries_exhausted_leave_a_resumable_checkpoint(tmp_path, records):
-    source = _memory_source(records)
-    target = _flaky(vecbridge.connect("faiss://").create_collection("docs", DIM, "cosine"), fail_writes=range(4, 99))
-    cp = tmp_path / "state.json"
-    with pytest.raises(RetriesExhaustedError, match="gave up after 2 retries.*--resume"):
-        vecbridge.migrate(source, target, batch_size=30, checkpoint=str(cp), retries=2, backoff=0.001)
-    state = json.loads(cp.read_text())
-    assert state["position"] == 90 and state["status"] == "copying"
-    target.fail_writes = []  # the server is back
-    report = vecbridge.migrate(source, target, batch_size=30, checkpoint=str(cp), resume=True, verify="full")
-    assert report.records_skipped == 90 and report.records_copied == len(records) - 90
-    assert report.verification.ok and not cp.exists()
+# -- transient errors: tests/migrate/test_retries.py ---------------------------------------
 
 
 # -- verification ---------------------------------------------------------------------------

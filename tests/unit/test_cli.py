@@ -159,6 +159,37 @@ def test_ls_and_info(tmp_path, capsys):
     assert "records:    5" in out and "dimension:  3" in out
 
 
+def test_info_shows_configuration_and_capabilities(tmp_path, capsys):
+    _make(tmp_path / "a", name="docs", n=3, dim=4, metric="l2")
+    url = f"faiss:///{tmp_path / 'a'}?collection=docs"
+    code, out, _ = _run(capsys, "info", url, "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert data["config"] == {"dimension": 4, "metric": "l2", "index": {"type": "flat"}, "layout": "vecbridge"}
+    caps = data["capabilities"]
+    assert set(caps["metrics"]) == {"cosine", "l2", "ip"} and "flat" in caps["index_types"]
+    assert caps["persistent"] is True and caps["max_id_bytes"] == 256
+    code, out, _ = _run(capsys, "info", url)
+    assert code == 0 and "config:\n" in out and '  metric: "l2"' in out and '  index: {"type": "flat"}' in out
+    assert "capabilities:\n" in out and "  metrics: cosine, l2, ip" in out and "  max_id_bytes: 256" in out
+    assert "  max_document_bytes: no limit" in out and "  persistent: true" in out
+
+
+def test_help_names_no_backend_but_lists_the_registered_schemes(capsys):
+    """The help's examples are generic; the schemes come from the registry, third-party ones too."""
+    vecbridge.register_backend("thirdparty", "nowhere.module:Client")
+    texts = []
+    for argv in (["--help"], *([c, "--help"] for c in ("migrate", "ls", "info", "verify"))):
+        with pytest.raises(SystemExit):
+            main(argv)
+        texts.append(capsys.readouterr().out)
+    assert "schemes: " in texts[0] and "thirdparty" in texts[0].split("schemes: ")[1].splitlines()[0]
+    for text in texts:
+        body = text.split("schemes: ")[0]
+        for name in ("chroma", "milvus", "qdrant", "pgvector", "faiss"):
+            assert name not in body.lower(), (name, text)
+
+
 def test_migrate_json_and_quiet(tmp_path, capsys):
     src = _make(tmp_path / "a", n=120)
     code, out, err = _run(capsys, "migrate", src, f"faiss:///{tmp_path / 'b'}", "--json", "--quiet", "--verify", "full")

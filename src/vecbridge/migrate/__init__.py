@@ -1,8 +1,8 @@
 """Migrate a collection between any two backends: plan, pipelined copy, checkpoints, verification.
 
 >>> import vecbridge
->>> report = vecbridge.migrate("faiss:///data/faiss?collection=docs",
-...                            "qdrant:///data/qdrant")          # doctest: +SKIP
+>>> report = vecbridge.migrate("SCHEME:///data/vectors?collection=docs",
+...                            "OTHER://db.example:6333")        # doctest: +SKIP
 >>> report.records_copied, report.verification.ok                # doctest: +SKIP
 
 The pieces, in the order a run uses them: :mod:`.plan` (names, shapes, batch

@@ -6,12 +6,15 @@ import time
 from typing import Any
 
 from ..base import CONFIG_KEYS
+from ..errors import UnsupportedFeatureError
 from ..types import INCLUDE_ALL
 from ..url import URL
 from .copier import Copier, RetryPolicy
 from .endpoint import Connections, Side
 from .plan import (
     DEFAULT_REQUEST_BYTES,
+    NAMED_PROBLEMS,
+    SizeCheck,
     check_records,
     make_plan,
     rows_per_batch,
@@ -40,18 +43,22 @@ def _positive(value: Any, name: str) -> None:
 
 
 def _check_all(src: Side, tgt: Side, plan: Plan, progress: Progress) -> None:
-    """Dry run: read every record and check that the target could take it (nothing is written)."""
+    """Dry run: read every record and check that the target could take it (nothing is written).
+    The size problems are the sentences a real run refuses with (:class:`SizeCheck`)."""
     progress.start("check", plan.source_count)
-    limit = 20
-    caps = tgt.capabilities
+    sizes = SizeCheck(tgt.capabilities, tgt.backend, plan.dimension * wire_bytes_per_float(src, tgt))
+    invalid = 0
     for batch in src.collection.scan(batch_size=plan.batch_size, include=list(INCLUDE_ALL)):
-        why = check_records(batch, plan.dimension, plan.metric, caps, tgt.backend)
+        plan.problems += sizes.add(batch)
+        why = check_records(batch, plan.dimension, plan.metric)
         if why:
-            plan.problems.append(why)
-            if len([p for p in plan.problems if p.startswith("record ")]) >= limit:
-                plan.notes.append(f"the check stopped after {limit} records that cannot be written")
-                break
+            invalid += 1
+            if invalid <= NAMED_PROBLEMS:
+                plan.problems.append(why)
         progress.advance(len(batch))
+    plan.problems += sizes.tail()
+    if invalid > NAMED_PROBLEMS:
+        plan.notes.append(f"{invalid - NAMED_PROBLEMS:,} more batches hold a record that cannot be written")
     progress.finish()
 
 
@@ -101,8 +108,10 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
     progress
         ``True`` for a progress line on stderr, or a callable ``(phase, done, total)``.
     retries, backoff
-        A backend error is retried ``retries`` times, waiting ``backoff`` seconds,
-        doubling each time (at most 30 s), with both sides reconnected.
+        A :class:`~vecbridge.BackendUnavailableError` (refused or dropped connection,
+        timeout, a server that is starting) is retried ``retries`` times, waiting
+        ``backoff`` seconds, doubling each time (at most 30 s), with both sides
+        reconnected.  Any other error stops the run at once (checkpoint kept).
     on_retry
         Called with a one-line message before each retry.
 
@@ -115,7 +124,10 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
     MigrationError
         The plan found problems (nothing was written), or a record cannot be written.
     RetriesExhaustedError
-        A backend kept failing; the checkpoint allows ``resume=True``.
+        A backend stayed unavailable; the checkpoint allows ``resume=True``.
+    BackendError
+        A failure a retry cannot cure (permission, disk, a rejected record), raised at
+        its first occurrence; the checkpoint allows ``resume=True`` once its cause is fixed.
     """
     if resume and restart:
         raise MigrationError("resume and restart exclude each other")
@@ -143,10 +155,8 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
             return report
         if not plan.problems and plan.size_limits:
             # A record the target cannot hold must stop the copy before its first write.
-            found, total = scan_size_problems(src.collection, tgt.capabilities, tgt.backend, plan.batch_size)
-            plan.problems += found
-            if total > len(found):
-                plan.problems.append(f"{total - len(found):,} more records break the target's size limits")
+            plan.problems += scan_size_problems(src.collection, tgt.capabilities, tgt.backend, plan.batch_size,
+                                                plan.dimension * wire_bytes_per_float(src, tgt))
         if plan.problems:
             raise MigrationError(plan.problems)
 
@@ -159,7 +169,11 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
             state.created_target = True
             carried = _carried_config(src.collection)
             if carried:  # what else the source's configuration says (e.g. its embedding spec)
-                created.set_config(**carried)
+                try:
+                    created.set_config(**carried)
+                except UnsupportedFeatureError as exc:  # the records can still be copied: say what is not
+                    report.notes.append(f"the configuration entries {', '.join(sorted(carried))} of the source "
+                                        f"were not copied: {exc}")
         if state.started == 0.0:
             state.started = time.time()
         state.status = "copying"

@@ -12,17 +12,20 @@ no vectors are read), checks that the last one it passes is the checkpoint's
 source changed, or its backend does not scan in a stable order) every record is
 copied again with upserts, which doubles nothing.
 
-A :class:`~vecbridge.BackendError` (a dropped connection, a restarting server) is
-retried a bounded number of times with exponential backoff: both sides are
+A :class:`~vecbridge.BackendUnavailableError` (a refused or dropped connection, a
+timeout, a restarting server: what each backend's error table says a retry can cure)
+is retried a bounded number of times with exponential backoff: both sides are
 reconnected and the copy resumes in-process from its own state, exactly as
 ``--resume`` would.  When the retries are spent the run stops with the checkpoint
-in place.
+in place.  Any other error (a permission refused, a full disk, a record the
+database rejects) stops the run at once: retrying it would only repeat it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,12 +33,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..errors import BackendError, InvalidRecordError
+from ..errors import BackendError, BackendUnavailableError, InvalidRecordError
 from ..types import INCLUDE_ALL, Record
 from .checkpoint import BackgroundSaver, Checkpoint, State
 from .endpoint import Side
 from .pipeline import Pipeline
-from .plan import check_records, record_bytes
+from .plan import check_records, record_bytes, size_problems
 from .progress import Progress
 from .report import MigrationError, RetriesExhaustedError
 from .verify import Reservoir
@@ -59,12 +62,12 @@ class RetryPolicy:
 
     def call(self, fn: Callable[[], T], reopen: tuple[Side, ...] = (),
              on_retry: Callable[[str], None] | None = None) -> T:
-        """``fn()``, called again from the start after a :class:`BackendError` (reads only)."""
+        """``fn()``, called again from the start after a :class:`BackendUnavailableError` (reads only)."""
         attempt = 0
         while True:
             try:
                 return fn()
-            except BackendError as exc:
+            except BackendUnavailableError as exc:
                 attempt += 1
                 if attempt > self.retries:
                     raise
@@ -201,7 +204,11 @@ class Copier:
         try:
             target.upsert(ids, cols.vectors, cols.metadatas, cols.documents)
         except InvalidRecordError as exc:
-            why = check_records(cols.records, state.dimension, state.metric) or str(exc)
+            # Name the record: the plan checked every one, so this is a limit the target did not
+            # declare, or measures otherwise than the core (e.g. its own encoding of metadata).
+            sized = size_problems(cols.records, self.tgt.capabilities, self.tgt.backend, self.vector_bytes)
+            why = check_records(cols.records, state.dimension, state.metric) or (sized[0] if sized else
+                                                                                 _naming(cols.records, exc))
             raise MigrationError(f"{why}; nothing of that batch was written, {state.position:,} records are "
                                  "copied (the checkpoint is kept)") from exc
         state.position += len(ids)
@@ -237,7 +244,7 @@ class Copier:
         self.progress.finish()
 
     def run(self) -> _Stats:
-        """Copy until done, retrying transient backend errors; return what was done.
+        """Copy until done, retrying :class:`BackendUnavailableError`; return what was done.
 
         The checkpoint is saved after every written batch, in a background thread;
         when ``run`` returns or raises, the newest state is on disk.
@@ -254,6 +261,13 @@ class Copier:
             saver.close()
         return stats
 
+    def _where(self) -> str:
+        """How far the copy got and how to continue, for an error's message."""
+        done = f"{self.state.position:,} of {self.state.source_count:,} records are copied"
+        if self.checkpoint is None:
+            return done
+        return f"{done}, the checkpoint {self.checkpoint.path} is kept: run again with --resume to continue"
+
     def _run(self) -> _Stats:
         failures = 0
         while True:
@@ -261,17 +275,14 @@ class Copier:
             try:
                 self._attempt()
                 return self.stats
-            except BackendError as exc:
+            except BackendUnavailableError as exc:
                 self.progress.finish()
                 if self.state.position > before:
                     failures = 0  # progress since the last failure: a new incident
                 failures += 1
                 if failures > self.retry.retries:
                     raise RetriesExhaustedError(
-                        f"{exc} (gave up after {self.retry.retries} retries; {self.state.position:,} of "
-                        f"{self.state.source_count:,} records are copied" +
-                        (f", the checkpoint {self.checkpoint.path} is kept: run again with --resume to continue)"
-                         if self.checkpoint is not None else ")")) from exc
+                        f"{exc} (gave up after {self.retry.retries} retries; {self._where()})") from exc
                 wait = self.retry.wait(failures)
                 self.stats.retries += 1
                 if self.on_retry is not None:
@@ -279,3 +290,25 @@ class Copier:
                 time.sleep(wait)
                 self.src.reopen()
                 self.tgt.reopen()
+            except BackendError as exc:
+                self.progress.finish()
+                raise _not_retried(exc, self._where()) from exc
+
+
+def _naming(records: list[Record], exc: Exception) -> str:
+    """The backend's message about ``records[i]`` ("metadatas[3] ..."), with the record's id."""
+    text = re.sub(r";? *nothing was written\.?$", "", str(exc))
+    m = re.match(r"(ids|vectors|metadatas|documents)\[(\d+)\]", text)
+    if m and int(m.group(2)) < len(records):
+        return f"record {records[int(m.group(2))].id!r} cannot be written to the target: {text}"
+    return text
+
+
+def _not_retried(exc: BackendError, where: str) -> BackendError:
+    """``exc`` (same class, so that a caller can still tell a locked folder from a full disk)
+    with why the copy stopped at once and how far it got."""
+    message = f"{exc} (not retried: a retry does not cure this error; fix its cause first; {where})"
+    try:
+        return type(exc)(message)
+    except TypeError:  # a subclass with another constructor
+        return BackendError(message)

@@ -3,7 +3,7 @@
 A side given as a URL is connected here and closed at the end; after a transient
 error a server side is reconnected from scratch (a restarted server invalidates the
 old connection).  Two URLs naming the same database share one client, because some
-embedded engines (Qdrant's local mode) lock their folder against a second client.
+embedded engines lock their folder against a second client, even in one process.
 A side given as a ``Collection`` or ``Client`` object belongs to the caller: it is
 used as is, never closed and never reopened.
 """

@@ -29,11 +29,14 @@ from .report import Plan
 __all__ = [
     "DEFAULT_REQUEST_BYTES",
     "MAX_ROWS",
+    "NAMED_PROBLEMS",
+    "SizeCheck",
     "check_records",
     "make_plan",
     "map_name",
     "record_bytes",
     "rows_per_batch",
+    "scan_size_problems",
     "size_problems",
     "wire_bytes_per_float",
 ]
@@ -53,41 +56,78 @@ def wire_bytes_per_float(src: Side, tgt: Side) -> int:
     return max(src.capabilities.wire_bytes_per_float, tgt.capabilities.wire_bytes_per_float)
 
 
-def _limits(caps: Capabilities) -> dict[str, int | None]:
-    return {"max_id_bytes": caps.max_id_bytes, "max_document_bytes": caps.max_document_bytes,
-            "max_metadata_bytes": caps.max_metadata_bytes}
-
-
 def limit_names(caps: Capabilities) -> list[str]:
     """The target's limits on a record's size, in words (empty: none but the contract's)."""
     out = [f"id at most {caps.max_id_bytes:,} bytes"] if caps.max_id_bytes < MAX_ID_BYTES else []
     out += [f"{what} at most {n:,} bytes" for what, n in (("document", caps.max_document_bytes),
                                                         ("metadata", caps.max_metadata_bytes)) if n is not None]
+    if caps.max_request_bytes is not None:
+        out.append(f"write request at most {caps.max_request_bytes:,} bytes")
     return out
 
 
-def size_problems(records: Sequence[Record], caps: Capabilities, backend: str) -> list[str]:
-    """One sentence per record of ``records`` that breaks a size limit of the target, naming it."""
-    found = size_violations([r.id for r in records], [r.metadata for r in records],
-                            [r.document for r in records], **_limits(caps))
-    return [f"record {records[i].id!r} cannot be written to the target: its {what} is {n:,} bytes, "
-            f"the {backend} target holds at most {limit:,}" for i, what, n, limit in found]
+def size_problems(records: Sequence[Record], caps: Capabilities, backend: str, vector_bytes: int = 0) -> list[str]:
+    """One sentence per limit of the target that a record of ``records`` breaks, naming the record
+    and the limit, in the order of the records.  ``vector_bytes``: a vector's size on the wire
+    (for the target's request limit)."""
+    found = [(i, f"record {records[i].id!r} cannot be written to the target: its {what} is {n:,} bytes, the "
+                 f"{backend} target holds a {what} of at most {limit:,} bytes")
+             for i, what, n, limit in size_violations([r.id for r in records], [r.metadata for r in records],
+                                                      [r.document for r in records], max_id_bytes=caps.max_id_bytes,
+                                                      max_document_bytes=caps.max_document_bytes,
+                                                      max_metadata_bytes=caps.max_metadata_bytes)]
+    if caps.max_request_bytes is not None:  # one record alone must fit in a request
+        for i, r in enumerate(records):
+            n = record_bytes(r, vector_bytes)
+            if n > caps.max_request_bytes:
+                found.append((i, f"record {r.id!r} cannot be written to the target: it takes about {n:,} bytes "
+                                 f"in a write request, the {backend} target accepts requests of at most "
+                                 f"{caps.max_request_bytes:,} bytes"))
+    found.sort(key=lambda t: t[0])
+    return [text for _, text in found]
+
+
+#: Records named by a refusal at most; the others are counted.
+NAMED_PROBLEMS = 20
+
+
+class SizeCheck:
+    """Collects the size problems of a stream of batches: the first ``NAMED_PROBLEMS`` named,
+    every one counted (the same sentences for a dry run and a real one)."""
+
+    def __init__(self, caps: Capabilities, backend: str, vector_bytes: int):
+        self.caps, self.backend, self.vector_bytes = caps, backend, vector_bytes
+        self.active = bool(limit_names(caps))
+        self.named: list[str] = []
+        self.total = 0
+
+    def add(self, records: Sequence[Record]) -> list[str]:
+        """Check ``records``; return the sentences newly named."""
+        if not self.active:
+            return []
+        bad = size_problems(records, self.caps, self.backend, self.vector_bytes)
+        self.total += len(bad)
+        new = bad[:max(0, NAMED_PROBLEMS - len(self.named))]
+        self.named += new
+        return new
+
+    def tail(self) -> list[str]:
+        """The sentence counting the records not named, if any."""
+        more = self.total - len(self.named)
+        return [f"{more:,} more records break the target's size limits"] if more > 0 else []
 
 
 def scan_size_problems(source: Any, caps: Capabilities, backend: str, batch_size: int,
-                       limit: int = 20) -> tuple[list[str], int]:
-    """Every record of ``source`` that breaks a size limit of the target (the first ``limit``
-    named) and how many do, read without vectors; ``([], 0)`` when the target has no such limit."""
-    if not limit_names(caps):
-        return [], 0
-    include = ["metadata", "document"]
-    found: list[str] = []
-    total = 0
-    for batch in source.scan(batch_size=batch_size, include=include):
-        bad = size_problems(batch, caps, backend)
-        total += len(bad)
-        found.extend(bad[:max(0, limit - len(found))])
-    return found, total
+                       vector_bytes: int = 0) -> list[str]:
+    """Every record of ``source`` that breaks a size limit of the target (the first
+    ``NAMED_PROBLEMS`` named, the others counted), read without vectors; ``[]`` when the
+    target has no such limit."""
+    check = SizeCheck(caps, backend, vector_bytes)
+    if not check.active:
+        return []
+    for batch in source.scan(batch_size=batch_size, include=["metadata", "document"]):
+        check.add(batch)
+    return check.named + check.tail()
 
 
 def record_bytes(record: Record, vector_bytes: int) -> int:
@@ -143,16 +183,11 @@ def _location(side: Side) -> str:
     return f"{side.display}?collection={side.name or ''}"
 
 
-def check_records(records: Sequence[Record], dimension: int, metric: str,
-                  caps: Capabilities | None = None, backend: str = "") -> str | None:
-    """Why ``records`` cannot be written to a collection of this shape (and the target's size
-    limits), naming the record; or ``None``."""
+def check_records(records: Sequence[Record], dimension: int, metric: str) -> str | None:
+    """Why ``records`` cannot be written to a collection of this shape, naming the first record
+    at fault; or ``None``.  (The target's size limits: :class:`SizeCheck`.)"""
     if not records:
         return None
-    if caps is not None:
-        sized = size_problems(records, caps, backend)
-        if sized:
-            return sized[0]
     try:
         vectors = np.stack([np.asarray(r.vector, dtype=np.float32) for r in records])
         validate_batch([r.id for r in records], vectors, [r.metadata or {} for r in records],
@@ -250,9 +285,10 @@ def make_plan(src: Side, tgt: Side, *, batch_size: int | None, max_request_bytes
         plan.batch_rule = (f"{budget / 2**20:g} MiB per request, {dimension} floats x {bpf} bytes "
                            f"plus ids, metadata and documents per record"
                            + (f", at most {caps.max_batch_rows:,} rows" if caps.max_batch_rows else ""))
-    why = check_records(sample, dimension, metric, caps, backend)
+    why = check_records(sample, dimension, metric)
     if why:
         problems.append(why)
+    # Size limits are checked on every record, by the caller, once the plan holds (a scan).
     plan.size_limits = limit_names(caps)
 
     # Checkpoint and what to do with records already in the target.

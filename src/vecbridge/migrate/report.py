@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..errors import BackendError, VecbridgeError
+# The migration's errors live in the one exception tree (vecbridge.errors); named here too.
+from ..errors import MigrationError, MigrationInterrupted, RetriesExhaustedError
 
 __all__ = [
     "VERIFY_MODES",
@@ -22,23 +23,12 @@ __all__ = [
 VERIFY_MODES = ("none", "count", "sample", "full")
 
 
-class MigrationError(VecbridgeError, ValueError):
-    """The migration was refused before anything was written (or cannot go on as asked).
-
-    ``problems`` lists every reason found, one sentence each.
-    """
-
-    def __init__(self, problems: str | list[str]):
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
-        super().__init__("; ".join(self.problems))
-
-
 @dataclass
 class Mismatch:
     """One difference between a source record and the target's."""
 
     id: str
-    field: str  # "missing", "vector", "metadata", "document", "count"
+    field: str  # "missing", "vector", "metadata", "document", "count", "unread" (not compared)
     detail: str
 
 
@@ -46,7 +36,9 @@ class Mismatch:
 class VerificationResult:
     """The outcome of comparing the target with the source.
 
-    ``checked`` is the number of records compared field by field (0 for ``count``);
+    ``checked`` is the number of records compared field by field (0 for ``count``); a
+    record that ``sample`` or ``full`` set out to compare and could not read back is a
+    difference (field ``"unread"``), so ``ok`` never stands on fewer records than intended;
     ``mismatches`` holds the first differences found (at most ``limit``), and
     ``mismatch_count`` how many there were in all.
     """
@@ -58,6 +50,8 @@ class VerificationResult:
     target_count: int = 0
     mismatches: list[Mismatch] = field(default_factory=list)
     mismatch_count: int = 0
+    #: Records set out to be compared that could not be read back (counted in ``mismatch_count``).
+    unread: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     limit: int = 100
@@ -65,6 +59,8 @@ class VerificationResult:
     def add(self, mismatch: Mismatch) -> None:
         self.ok = False
         self.mismatch_count += 1
+        if mismatch.field == "unread" and mismatch.id:
+            self.unread += 1
         if len(self.mismatches) < self.limit:
             self.mismatches.append(mismatch)
 
@@ -78,7 +74,8 @@ class VerificationResult:
         what = f"{self.checked:,} records compared field by field, " if self.mode in ("sample", "full") else ""
         if self.ok:
             return f"verification ({self.mode}): ok - {what}{counts}"
-        return f"verification ({self.mode}): FAILED - {self.mismatch_count:,} difference(s); {what}{counts}"
+        unread = f"{self.unread:,} could not be read back, " if self.unread else ""
+        return f"verification ({self.mode}): FAILED - {self.mismatch_count:,} difference(s); {what}{unread}{counts}"
 
 
 @dataclass
@@ -229,11 +226,3 @@ class MigrationReport:
 
     def __str__(self) -> str:
         return "\n".join(self.summary())
-
-
-class RetriesExhaustedError(BackendError):
-    """A backend kept failing after every retry; the checkpoint allows ``--resume``."""
-
-
-class MigrationInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or SIGTERM in the command) stopped the copy; the message says how far it got."""

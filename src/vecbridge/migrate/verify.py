@@ -7,6 +7,11 @@ record, streamed in batches: the source is scanned, the same ids are fetched fro
 the target.  Vectors must agree within float32 rounding (1e-6 of the vector's
 largest component); metadata values must have the same types and values (``1`` is
 not ``1.0``, ``True`` is not ``1``); documents must be equal, ``None`` included.
+
+Verification never passes on nothing: a record it set out to compare and could not
+read back (a sampled id the source no longer finds, a scan that yields fewer records
+than the source counts) is a difference, and the result says how many records were
+compared.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from .pipeline import Pipeline
 from .progress import Progress
 from .report import Mismatch, VerificationResult
 
-__all__ = ["VECTOR_RTOL", "Reservoir", "compare", "verify_collections"]
+__all__ = ["UNREAD", "VECTOR_RTOL", "Reservoir", "compare", "verify_collections"]
 
 #: Vectors match when every component differs by at most this much of the largest one.
 VECTOR_RTOL = 1e-6
@@ -123,12 +128,19 @@ def _chunks(seq: Sequence[str], n: int) -> Iterable[Sequence[str]]:
         yield seq[i:i + n]
 
 
+#: The Mismatch field of a source record that could not be read back to be compared.
+UNREAD = "unread"
+
+
 def _compare_ids(source: Any, target: Any, ids: Sequence[str], result: VerificationResult) -> None:
     src = {r.id: r for r in source.get(ids=list(ids), include=ALL)}
     tgt = {r.id: r for r in target.get(ids=list(ids), include=ALL)}
     for id_ in ids:
         if id_ not in src:
-            result.notes.append(f"{id_!r} left the source during verification")
+            # Deleted since it was drawn, or a source that cannot find its own ids: either
+            # way this record was not compared, and an unverified record is no "ok".
+            result.add(Mismatch(id_, UNREAD, "the source does not find this id (get(ids=...)): it was deleted "
+                                            "during verification, or the source cannot read its own ids back"))
             continue
         result.checked += 1
         for m in compare(src[id_], tgt.get(id_)):
@@ -171,6 +183,10 @@ def verify_collections(source: Any, target: Any, mode: str, *, batch_size: int =
         for chunk in _chunks(list(sample_ids), batch_size):
             _compare_ids(source, target, chunk, result)
             step(len(chunk))
+        wanted = min(sample_size, result.source_count)
+        if len(sample_ids) < wanted:  # the source's scan gave fewer ids than it counts
+            result.add(Mismatch("", UNREAD, f"the source counts {result.source_count:,} records but its scan gave "
+                                            f"{len(sample_ids):,} ids: {wanted:,} should have been compared"))
     elif mode == "full":
         if progress is not None:
             progress.start("verify", result.source_count)
@@ -188,6 +204,9 @@ def verify_collections(source: Any, target: Any, mode: str, *, batch_size: int =
                     for m in compare(rec, found.get(rec.id)):
                         result.add(m)
                 step(len(src_batch))
+        if result.checked != result.source_count:
+            result.add(Mismatch("", UNREAD, f"the source counts {result.source_count:,} records but its scan gave "
+                                            f"{result.checked:,}: every record should have been compared"))
     elif mode != "count":
         raise ValueError(f"unknown verification mode {mode!r}")
     if progress is not None:
