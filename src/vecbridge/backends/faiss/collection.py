@@ -68,7 +68,7 @@ def new_index(dimension: int, metric: str, spec: dict[str, Any]) -> faiss.Index:
     return faiss.IndexIDMap2(inner)
 
 
-def file_identity(path: Path) -> tuple[int, int] | None:
+def file_identity(path: str) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -85,7 +85,7 @@ class FaissCollection(BaseCollection):
         super().__init__(client, name, dimension, metric, index)
         self._store = store
         self._dir = directory
-        self._db = directory / DB_NAME if directory is not None else None
+        self._db = str(directory / DB_NAME) if directory is not None else None  # a str: os.stat per query
         # the records file this store opened: another one at that path means the
         # collection was deleted (and perhaps created again) by someone else
         self._identity = file_identity(self._db) if self._db is not None else None
@@ -413,11 +413,13 @@ class FaissCollection(BaseCollection):
                 if want <= 0:
                     return [[] for _ in range(len(q))]
                 D, I = self._search(index, q, want, self._tomb_selector())
-                if (I < 0).any():  # an approximate search came back short: answer those rows exactly
+                labels = I.tolist()
+                if any(-1 in row for row in labels):  # the graph search came back short: answer those rows exactly
                     rids_all = self._live_in_index()
                     vecs_all = self._index_vectors(rids_all)
                     for short in np.nonzero((I >= 0).sum(axis=1) < want)[0]:
                         D[short], I[short] = (a[0] for a in self._knn(q[short:short + 1], vecs_all, rids_all, want))
+                    labels = I.tolist()
             else:
                 rids, vecs, sel = self._matches(where)  # may catch the index up further
                 index = self._index
@@ -437,12 +439,16 @@ class FaissCollection(BaseCollection):
                                 if len(rids) <= FALLBACK_CACHE_LIMIT:  # for the next short row
                                     self._fallback[repr(where)] = vecs
                         D[short], I[short] = (a[0] for a in self._knn(q[short:short + 1], vecs, rids, want))
-            labels = I.tolist()
-            wanted = list({r for row in labels for r in row if r >= 0})
+                labels = I.tolist()
             # rows are immutable per rid (store.py), so the cache needs no invalidation; a row
             # deleted by another process since the index was caught up is left out
-            rows = store.hit_rows(wanted)
-            vec_bytes = store.vector_bytes(wanted) if "vector" in include else None
+            rows = store.rows
+            missing = [r for row in labels for r in row if r not in rows and r >= 0]
+            if missing:
+                store.fetch_rows(missing)
+            vec_bytes = None
+            if "vector" in include:
+                vec_bytes = store.vector_bytes(list({r for row in labels for r in row if r >= 0}))
         return self._hits(D.tolist(), labels, rows, vec_bytes, include)
 
     @staticmethod
@@ -450,7 +456,7 @@ class FaissCollection(BaseCollection):
               include: frozenset[str]) -> list[list[RawHit]]:
         want_meta, want_doc = "metadata" in include, "document" in include
         get = rows.get
-        frombuffer = np.frombuffer
+        make = RawHit._make  # tuple.__new__, without NamedTuple's keyword handling per hit
         out: list[list[RawHit]] = []
         for drow, irow in zip(dists, labels):
             hits = []
@@ -468,7 +474,7 @@ class FaissCollection(BaseCollection):
                     raw = vec_bytes.get(rid)
                     if raw is None:
                         continue
-                    vec = frombuffer(raw, dtype=np.float32).copy()
-                hits.append(RawHit(id_, d, meta, doc if want_doc else None, vec))
+                    vec = np.frombuffer(raw, dtype=np.float32).copy()
+                hits.append(make((id_, d, meta, doc if want_doc else None, vec)))
             out.append(hits)
         return out

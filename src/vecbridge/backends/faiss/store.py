@@ -225,21 +225,23 @@ class Store:
         found = self.vector_bytes(rids.tolist())
         return np.frombuffer(b"".join(found[r] for r in rids.tolist()), dtype=np.float32).reshape(len(rids), -1)
 
-    def hit_rows(self, rids: list[int]) -> OrderedDict[int, tuple[str, dict[str, Any], bool, str | None]]:
-        """The cache of rows, holding every one of ``rids`` that exists."""
+    @property
+    def rows(self) -> OrderedDict[int, tuple[str, dict[str, Any], bool, str | None]]:
+        """The cache of rows read for queries: rid -> (id, metadata, metadata holds a list, document)."""
+        return self._rows
+
+    def fetch_rows(self, rids: list[int]) -> None:
+        """Read ``rids`` (those that exist) into :attr:`rows`."""
         cache = self._rows
-        missing = [r for r in rids if r not in cache]
-        if missing:
-            # make room first, so that no row asked for now is evicted before it is read
-            for _ in range(min(len(cache), len(cache) + len(missing) - ROW_CACHE_LIMIT)):
-                cache.popitem(last=False)
-            loads = json.loads
-            for chunk in _chunks(missing):
-                q = f"SELECT rid, id, metadata, document FROM records WHERE rid IN ({','.join('?' * len(chunk))})"
-                for rid, id_, meta, doc in self.conn.execute(q, list(chunk)):
-                    m = loads(meta)
-                    cache[rid] = (id_, m, any(type(v) is list for v in m.values()), doc)
-        return cache
+        # make room first, so that no row asked for now is evicted before it is read
+        for _ in range(min(len(cache), len(cache) + len(rids) - ROW_CACHE_LIMIT)):
+            cache.popitem(last=False)
+        loads = json.loads
+        for chunk in _chunks(list(dict.fromkeys(rids))):
+            q = f"SELECT rid, id, metadata, document FROM records WHERE rid IN ({','.join('?' * len(chunk))})"
+            for rid, id_, meta, doc in self.conn.execute(q, list(chunk)):
+                m = loads(meta)
+                cache[rid] = (id_, m, any(type(v) is list for v in m.values()), doc)
 
     def forget(self, rids: Iterable[int]) -> None:
         """Drop deleted rows from the cache (memory only: they are never asked for again)."""
