@@ -4,20 +4,13 @@ Every key and value is a bound parameter; nothing from the filter is spliced int
 the SQL text.  Each comparison is ``rid IN (rows of meta that match)``, so a missing
 key is simply "no row": false for a positive test, true under ``NOT``, which is
 exactly the contract's rule for ``$ne`` and ``$nin``.
-
-SQLite integers are 64-bit and Python's ``sqlite3`` raises a bare ``OverflowError`` for
-a larger one; a filter integer outside that range is refused up front with
-:class:`UnsupportedFilterError` (converting it to a float would round, and so widen or
-narrow the filter near the limits).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ...errors import UnsupportedFilterError
 from ...filters import Cmp, Node, to_sql
-from ...validation import INT64_MAX, INT64_MIN
 
 KIND_STR, KIND_NUM, KIND_BOOL = 0, 1, 2
 
@@ -44,18 +37,10 @@ def meta_rows(rid: int, metadata: dict[str, Any]) -> list[tuple[Any, ...]]:
     return rows
 
 
-def _check_int(node: Cmp, value: Any) -> None:
-    if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
-        raise UnsupportedFilterError(
-            f"faiss: {node.op} on {node.key!r}: the integer {value} is outside the range the backend can "
-            f"compare ({INT64_MIN} to {INT64_MAX}, signed 64-bit; stored metadata integers are in it too)")
-
-
-def _values_match(node: Cmp, values: tuple[Any, ...], params: list[Any]) -> str:
+def _values_match(values: tuple[Any, ...], params: list[Any]) -> str:
     """SQL true when the row's value equals one of ``values`` under the contract's rules."""
     groups: dict[int, list[Any]] = {}
     for v in values:
-        _check_int(node, v)
         kind, num, txt = encode_scalar(v)
         groups.setdefault(kind, []).append(txt if kind == KIND_STR else num)
     parts = []
@@ -81,11 +66,10 @@ def _compare(node: Cmp, params: list[Any]) -> str:
     cond_params: list[Any] = []
     if op in _RANGE_SQL:
         cond = f"m.kind = {KIND_NUM} AND m.num {_RANGE_SQL[op]} ?"
-        _check_int(node, node.value)
         cond_params.append(node.value)
         return _exists(node.key, 0, cond, params, cond_params)
     values = node.value if op in ("$in", "$nin") else (node.value,)
-    cond = _values_match(node, values, cond_params)
+    cond = _values_match(values, cond_params)
     expr = _exists(node.key, 1 if op == "$contains" else 0, cond, params, cond_params)
     return f"(NOT {expr})" if op in ("$ne", "$nin") else expr
 
