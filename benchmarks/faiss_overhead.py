@@ -76,7 +76,8 @@ def our_queries(coll: Any, Q: np.ndarray) -> dict[str, float]:
     return out
 
 
-def single_interleaved(coll: Any, Q: np.ndarray, ids: list[str], metas: list[dict]) -> dict[str, float]:
+def single_interleaved(coll: Any, Q: np.ndarray, ids: list[str], metas: list[dict],
+                       cpu_clock: bool = False) -> dict[str, float]:
     """Median milliseconds per single query: raw FAISS, vecbridge, and vecbridge's backend part.
 
     Raw FAISS searches the collection's own index object, and the three take turns in a
@@ -98,7 +99,8 @@ def single_interleaved(coll: Any, Q: np.ndarray, ids: list[str], metas: list[dic
 
     runs = [("raw", raw), ("ours", ours), ("backend", backend)]
     times: dict[str, list[float]] = {name: [] for name, _ in runs}
-    clock = time.perf_counter
+    # CPU time of this thread: on a shared machine, time spent preempted is not the call's
+    clock = time.thread_time if cpu_clock else time.perf_counter
     for j, q in enumerate(Q):
         for name, fn in runs[j % 3:] + runs[:j % 3]:
             t = clock()
@@ -114,6 +116,9 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--single", type=int, default=2000, help="single queries for the interleaved overhead")
     ap.add_argument("--threads", type=int, default=0, help="FAISS threads (0: its default)")
+    ap.add_argument("--cpu-clock", action="store_true",
+                    help="time single queries by this thread's CPU time (steadier on a loaded machine; "
+                         "use with --threads 1)")
     a = ap.parse_args()
     if a.threads:
         faiss.omp_set_num_threads(a.threads)
@@ -130,13 +135,14 @@ def main() -> None:
         coll = client.create_collection("bench", a.dim, "l2", index=HNSW)
         coll.add(ids, X, metas)
         o = {"ingest": time.perf_counter() - t, **our_queries(coll, Q[:a.queries])}
-        s = single_interleaved(coll, Q[:a.single], ids, metas)
+        s = single_interleaved(coll, Q[:a.single], ids, metas, a.cpu_clock)
     print(f"n={a.n} dim={a.dim} queries={a.queries} index={HNSW} threads={faiss.omp_get_max_threads()}")
     print(f"{'':16}{'raw faiss s':>12}{'vecbridge s':>13}{'ratio':>8}")
     for key in ("ingest", "query", "query_batch", "query_filtered"):
         print(f"{key:16}{r[key]:12.3f}{o[key]:13.3f}{o[key] / r[key]:8.2f}x")
     core = s["ours"] - s["backend"]
-    print(f"\nsingle query, {a.single} interleaved, k=10, include=metadata (median ms per call)")
+    clock = "thread CPU time" if a.cpu_clock else "wall clock"
+    print(f"\nsingle query, {a.single} interleaved, k=10, include=metadata (median ms per call, {clock})")
     print(f"  raw faiss {s['raw']:.4f}   vecbridge {s['ours']:.4f}   ratio {s['ours'] / s['raw']:.2f}x")
     print(f"  vecbridge = backend _query {s['backend']:.4f} (raw {s['raw']:.4f} + {s['backend'] - s['raw']:.4f})"
           f" + core {core:.4f} (BaseCollection.query around it)")
