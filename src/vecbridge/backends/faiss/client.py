@@ -1,13 +1,15 @@
 """``faiss://`` (in memory) and ``faiss:///path`` (a folder on disk).
 
 Each collection on disk is a folder ``<root>/<name>/`` holding ``records.sqlite``
-(ids, vectors, metadata, documents: the source of truth) and
-``index-<generation>.faiss`` (the index, saved on ``close()``).  One process at a
-time should write a folder.
+(ids, vectors, metadata, documents: the source of truth), ``index-<generation>.faiss``
+(the index, saved on ``close()``) and ``lock`` (the write lock).  Any number of
+clients and processes may read and write a folder: writes are serialised by the lock
+and every reader catches its index up with the records (see :mod:`.collection`).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import weakref
 from pathlib import Path
@@ -15,12 +17,11 @@ from typing import Any
 
 from ...base import BaseClient, native_errors
 from ...capabilities import Capabilities
-from ...errors import InvalidURLError
+from ...errors import CollectionExistsError, InvalidURLError
 from ...url import URL
-from .collection import FaissCollection
+from .collection import DB_NAME, FaissCollection
+from .lock import folder_lock
 from .store import Store
-
-_DB = "records.sqlite"
 
 
 class FaissClient(BaseClient):
@@ -45,12 +46,17 @@ class FaissClient(BaseClient):
 
     @staticmethod
     def _flush_all(open_: dict[str, FaissCollection]) -> None:
+        first: BaseException | None = None
         for coll in list(open_.values()):
             try:
-                coll.flush()
+                coll.flush()  # saves only an index that is current (collection.py)
+            except Exception as exc:  # the others are still saved and closed
+                first = first or exc
             finally:
                 coll._store.close()
         open_.clear()
+        if first is not None:
+            raise first
 
     def _close(self) -> None:
         self._finalizer()
@@ -62,7 +68,7 @@ class FaissClient(BaseClient):
     def _list_collections(self) -> list[str]:
         if self._root is None:
             return list(self._open)
-        return [p.name for p in self._root.iterdir() if (p / _DB).is_file()]
+        return [p.name for p in self._root.iterdir() if (p / DB_NAME).is_file()]
 
     def _create_collection(self, name: str, dimension: int, metric: str, index: dict[str, Any]) -> FaissCollection:
         spec = {"type": "hnsw"} if index["type"] == "default" else dict(index)
@@ -73,33 +79,54 @@ class FaissClient(BaseClient):
             else:
                 directory = self._dir(name)
                 directory.mkdir(parents=True, exist_ok=True)
-                store = Store(str(directory / (_DB + ".new")))
+                tmp = directory / f"{DB_NAME}.{os.getpid()}.{id(self)}.new"
+                store = Store(str(tmp))
             store.set_info(dimension=dimension, metric=metric, index=spec, generation=0)
             if directory is not None:  # the collection appears only once complete
                 store.close()
-                (directory / (_DB + ".new")).rename(directory / _DB)
-                store = Store(str(directory / _DB))
+                try:
+                    # link, unlike rename, fails when another client created it meanwhile
+                    os.link(tmp, directory / DB_NAME)
+                except FileExistsError:
+                    raise CollectionExistsError(
+                        f"collection {name!r} was created meanwhile by another client or process "
+                        f"({directory}); open it with get_collection") from None
+                finally:
+                    tmp.unlink(missing_ok=True)
+                store = Store(str(directory / DB_NAME))
+        self._forget(name)
         coll = FaissCollection(self, name, store, dimension, metric, spec, directory)
         self._open[name] = coll
         return coll
 
+    def _forget(self, name: str) -> None:
+        old = self._open.pop(name, None)
+        if old is not None:
+            old._store.close()
+
     def _get_collection(self, name: str) -> FaissCollection | None:
         coll = self._open.get(name)
-        if coll is not None or self._root is None:
+        if self._root is None:
             return coll
+        if coll is not None:
+            if coll.is_alive():
+                return coll
+            self._forget(name)  # deleted by another client: open what is there now, if anything
         directory = self._dir(name)
-        if "/" in name or name in ("", ".", "..") or not (directory / _DB).is_file():
+        if "/" in name or name in ("", ".", "..") or not (directory / DB_NAME).is_file():
             return None
         with native_errors("faiss", "open collection"):
-            store = Store(str(directory / _DB))
+            store = Store(str(directory / DB_NAME))
             info = store.get_info()
         coll = FaissCollection(self, name, store, info["dimension"], info["metric"], info["index"], directory)
         self._open[name] = coll
         return coll
 
     def _delete_collection(self, name: str) -> None:
-        coll = self._open.pop(name, None)
-        if coll is not None:
-            coll._store.close()
+        self._forget(name)
         if self._root is not None:
-            shutil.rmtree(self._dir(name), ignore_errors=True)
+            directory = self._dir(name)
+            with native_errors("faiss", "delete_collection"), folder_lock(directory):
+                # under the lock: no writer of another client is inside a transaction; they
+                # find the folder gone when they next take the lock
+                shutil.rmtree(directory, ignore_errors=True)

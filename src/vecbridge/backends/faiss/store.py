@@ -3,14 +3,22 @@
 SQLite is the source of truth.  The FAISS index is derived from it and saved under
 the generation number of the transaction it reflects (``index-<gen>.faiss``): a
 process killed at any moment leaves either a matching index or none, and a missing
-or stale index is rebuilt from SQLite when the collection is opened.
+or stale index is caught up from SQLite when the collection is opened.
+
+A row is never changed in place: an upsert or update deletes the row and inserts a new
+one under a fresh ``rid`` (``AUTOINCREMENT`` never reuses one).  So a ``rid`` names one
+immutable row for ever; that is what lets an index be caught up by comparing row ids
+(:meth:`Store.live_rids`) and lets :class:`Store` cache the rows that queries return
+without ever invalidating an entry (a deleted row is simply never asked for again).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -37,6 +45,8 @@ CREATE INDEX IF NOT EXISTS meta_key_txt ON meta (key, txt);
 """
 
 CHUNK = 30000  # below SQLite's limit of 32766 bound parameters
+#: Rows (id, parsed metadata, document) kept in memory for query results.
+ROW_CACHE_LIMIT = 100_000
 
 
 def _chunks(seq: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
@@ -55,6 +65,8 @@ class Store:
         self.conn.executescript(SCHEMA)
         self.lock = threading.RLock()
         self.dimension = dimension
+        # rid -> (id, metadata, metadata holds a list, document); valid for ever (module docstring)
+        self._rows: OrderedDict[int, tuple[str, dict[str, Any], bool, str | None]] = OrderedDict()
 
     # -- info --------------------------------------------------------------------
     def get_info(self) -> dict[str, Any]:
@@ -68,6 +80,24 @@ class Store:
     def generation(self) -> int:
         row = self.conn.execute("SELECT value FROM info WHERE key = 'generation'").fetchone()
         return int(json.loads(row[0])) if row else 0
+
+    def data_version(self) -> int:
+        """A number that changes whenever another connection (process or client) commits."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Run the reads inside as one read transaction (one consistent generation);
+        inside a write transaction already, just run them."""
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")
 
     def _bump(self) -> int:
         gen = self.generation + 1
@@ -178,15 +208,46 @@ class Store:
         params.extend([-1 if limit is None else limit, offset])
         return [self.to_record(r, include) for r in self.conn.execute(q, params)]
 
-    def by_rids(self, rids: Iterable[int], include: frozenset[str]) -> dict[int, tuple[Any, ...]]:
-        rid_list = list(rids)
-        out: dict[int, tuple[Any, ...]] = {}
-        cols = self.columns(include)
-        for chunk in _chunks(rid_list):
-            q = f"SELECT {cols} FROM records r WHERE rid IN ({','.join('?' * len(chunk))})"
-            for row in self.conn.execute(q, list(chunk)):
-                out[row[0]] = row
-        return out
+    def live_rids(self) -> np.ndarray:
+        """Every row id, ascending."""
+        return self.matching_rids(None)
+
+    def vector_bytes(self, rids: Sequence[int]) -> dict[int, bytes]:
+        """rid -> stored vector (float32 bytes) of those of ``rids`` that exist."""
+        found: dict[int, bytes] = {}
+        for chunk in _chunks(rids):
+            q = f"SELECT rid, vector FROM records WHERE rid IN ({','.join('?' * len(chunk))})"
+            found.update(self.conn.execute(q, list(chunk)))
+        return found
+
+    def vectors_for(self, rids: np.ndarray) -> np.ndarray:
+        """The stored vectors of ``rids`` (all of which exist), in that order."""
+        found = self.vector_bytes(rids.tolist())
+        return np.frombuffer(b"".join(found[r] for r in rids.tolist()), dtype=np.float32).reshape(len(rids), -1)
+
+    @property
+    def rows(self) -> OrderedDict[int, tuple[str, dict[str, Any], bool, str | None]]:
+        """The cache of rows read for queries: rid -> (id, metadata, metadata holds a list, document)."""
+        return self._rows
+
+    def fetch_rows(self, rids: list[int]) -> None:
+        """Read ``rids`` (those that exist) into :attr:`rows`."""
+        cache = self._rows
+        # make room first, so that no row asked for now is evicted before it is read
+        for _ in range(min(len(cache), len(cache) + len(rids) - ROW_CACHE_LIMIT)):
+            cache.popitem(last=False)
+        loads = json.loads
+        for chunk in _chunks(list(dict.fromkeys(rids))):
+            q = f"SELECT rid, id, metadata, document FROM records WHERE rid IN ({','.join('?' * len(chunk))})"
+            for rid, id_, meta, doc in self.conn.execute(q, list(chunk)):
+                m = loads(meta)
+                cache[rid] = (id_, m, any(type(v) is list for v in m.values()), doc)
+
+    def forget(self, rids: Iterable[int]) -> None:
+        """Drop deleted rows from the cache (memory only: they are never asked for again)."""
+        pop = self._rows.pop
+        for r in rids:
+            pop(r, None)
 
     def last_rid_page(self, after: int, limit: int, include: frozenset[str]) -> list[tuple[Any, ...]]:
         q = f"SELECT {self.columns(include)} FROM records r WHERE r.rid > ? ORDER BY r.rid LIMIT ?"
