@@ -4,6 +4,14 @@ Record layout and ids: ``payload.py``; filters: ``qfilter.py``.  Every write wai
 (``wait=True``) so that the next read sees it.  Paging and scanning walk the points in
 id order with Qdrant's scroll cursor (the next page's first point id), never with deep
 offsets.
+
+Local mode answers each scroll call by sorting every point id and filtering the whole
+collection (``LocalCollection._scroll_by_id``), whatever the limit: a call costs the
+same for 7 points as for 1,000, and ``scan(batch_size=7)`` over 20,000 points took
+about two minutes.  So a local scan reads pages of at least :data:`PAGE` points and
+hands them out in the caller's batch size; the collection is in this process's memory
+anyway, so a page of 1,000 is a small part of it.  A server scrolls by its id index and
+gets the caller's batch size as it is.
 """
 
 from __future__ import annotations
@@ -31,6 +39,20 @@ PAGE = 1000
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
+
+
+def _rebatch(pages: Iterator[list[Record]], size: int) -> Iterator[list[Record]]:
+    """The records of ``pages`` in batches of exactly ``size`` (the last one shorter)."""
+    held: list[Record] = []
+    for page in pages:
+        held += page
+        start = 0
+        while len(held) - start >= size:
+            yield held[start:start + size]
+            start += size
+        del held[:start]
+    if held:
+        yield held
 
 
 class QdrantCollection(BaseCollection):
@@ -90,6 +112,12 @@ class QdrantCollection(BaseCollection):
                 return
 
     # -- writes ------------------------------------------------------------------------
+    def _add(self, b: Batch) -> None:
+        # The base class checks for existing ids, then upserts: without one lock over both,
+        # two threads adding the same id both pass the check and both "succeed".
+        with self._qc._add_lock(self.name):
+            super()._add(b)
+
     def _upsert(self, b: Batch) -> None:
         assert b.vectors is not None and b.metadatas is not None and b.documents is not None
         raw = pl.encode_vectors(b.vectors) if self._raw_in_payload else None
@@ -162,7 +190,9 @@ class QdrantCollection(BaseCollection):
         return [r for page in self._scroll(flt, include, limit, offset=cursor) for r in page]
 
     def _scan(self, batch_size: int, include: frozenset[str]) -> Iterator[list[Record]]:
-        return self._scroll(None, include, None, page=batch_size)
+        if not self._qc.local:
+            return self._scroll(None, include, None, page=batch_size)
+        return _rebatch(self._scroll(None, include, None, page=max(batch_size, PAGE)), batch_size)
 
     def _count(self, where: Node | None) -> int:
         with self._errors("count"):
