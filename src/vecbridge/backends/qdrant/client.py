@@ -35,8 +35,9 @@ an HNSW config of ``m=0`` (no graph), which tells it apart where no metadata was
 Collections made by other Qdrant clients open too (one dense vector, a cosine, dot or
 euclid distance): points without ``_vb_id`` show their Qdrant id as a string.
 
-Filter numbers must be below 2**53 in magnitude when whole (Qdrant compares payload
-numbers as float64); a larger one raises UnsupportedFilterError.
+Filter numbers that are whole must be below 2**53 in magnitude, or beyond 2**63 (the
+server compares payload numbers as float64; ``qfilter.py``); others raise
+UnsupportedFilterError.
 """
 
 from __future__ import annotations

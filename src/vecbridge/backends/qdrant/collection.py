@@ -16,7 +16,7 @@ gets the caller's batch size as it is.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -72,6 +72,10 @@ class QdrantCollection(BaseCollection):
         # vecbridge did not create.
         self._raw_in_payload = metric == "cosine"
         self._native_vectors = metric != "cosine" or not managed
+        # How an id names its point: always hashed in vecbridge's layout; in a collection made by
+        # others, "42" and canonical UUID strings name the points that show those ids.
+        self._point_ids: Callable[[list[str]], list[Any]] = (
+            pl.point_ids if managed else (lambda ids: [pl.native_point_id(i) for i in ids]))
         self._params: models.SearchParams | None = None
         if not client.local:  # local mode always searches exactly and warns about search params
             if index.get("type") == "flat":
@@ -122,7 +126,7 @@ class QdrantCollection(BaseCollection):
         assert b.vectors is not None and b.metadatas is not None and b.documents is not None
         raw = pl.encode_vectors(b.vectors) if self._raw_in_payload else None
         payloads = pl.encode_payloads(b.ids, b.metadatas, b.documents, raw)
-        pids = pl.point_ids(b.ids)
+        pids = self._point_ids(b.ids)
         size = self._qc.batch_size
         # The client's bulk path: batches (in parallel processes if asked), retries, waits.  A
         # server gets the whole batch in one call, which keeps its upload workers busy; local
@@ -143,19 +147,20 @@ class QdrantCollection(BaseCollection):
                 self._native.delete(self.name, points_selector=models.FilterSelector(filter=flt or models.Filter()),
                                     wait=True)
             elif flt is None:
-                for chunk in _chunks(pl.point_ids(ids), PAGE):
+                for chunk in _chunks(self._point_ids(ids), PAGE):
                     self._native.delete(self.name, points_selector=models.PointIdsList(points=chunk), wait=True)
             else:
-                for chunk in _chunks(pl.point_ids(ids), PAGE):
+                for chunk in _chunks(self._point_ids(ids), PAGE):
                     both = models.Filter(must=[models.HasIdCondition(has_id=chunk), flt])
                     self._native.delete(self.name, points_selector=models.FilterSelector(filter=both), wait=True)
 
     # -- reads -------------------------------------------------------------------------
     def _existing_ids(self, ids: list[str]) -> list[str]:
-        by_point = dict(zip(pl.point_ids(ids), ids))
+        pids = self._point_ids(ids)
+        by_point = {str(p): i for p, i in zip(pids, ids)}  # point ids come back as int or UUID string
         found: list[str] = []
         with self._errors("retrieve"):
-            for chunk in _chunks(list(by_point), PAGE):
+            for chunk in _chunks(pids, PAGE):
                 points = self._native.retrieve(self.name, ids=chunk, with_payload=False, with_vectors=False)
                 found += [by_point[str(p.id)] for p in points]
         return found
@@ -164,7 +169,7 @@ class QdrantCollection(BaseCollection):
         flt = to_filter(where)
         out: list[Record] = []
         with_payload, with_vectors = self._selectors(include)
-        for chunk in _chunks(pl.point_ids(ids), PAGE):
+        for chunk in _chunks(self._point_ids(ids), PAGE):
             if flt is None:
                 with self._errors("retrieve"):
                     points = self._native.retrieve(self.name, ids=chunk, with_payload=with_payload,
