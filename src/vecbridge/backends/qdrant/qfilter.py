@@ -14,7 +14,8 @@ How each rule of the contract is kept (the payload layout is in ``payload.py``):
 
 The Qdrant server compares payload numbers as float64.  A filter number that is a
 whole number of magnitude 2**53 or more could equal several stored integers there, so
-it is refused with :class:`UnsupportedFilterError` rather than answered differently.
+it is refused with :class:`UnsupportedFilterError` rather than answered differently
+(integers by the core, through the client's ``filter_int_range``; whole floats here).
 A float beyond 2**63 in magnitude is let through: every int64 (the contract's integers)
 becomes a float64 of at most 2**63, so none can compare wrongly with it, and a float
 already is the float64 the server compares.
@@ -56,18 +57,19 @@ def _condition(node: Node) -> Any:
 
 
 def _check_number(key: str, op: str, value: Any) -> float:
+    """``value`` as the float64 Qdrant compares; a whole float it cannot compare exactly is refused.
+
+    Integers outside +-(2**53 - 1) are refused before this, by the core's rule for the
+    client's ``filter_int_range``; this is the same rule for floats that are whole numbers.
+    """
     v = float(value)
-    if isinstance(value, int):
-        unsafe = abs(value) >= _EXACT_LIMIT
-    else:
-        unsafe = v.is_integer() and _EXACT_LIMIT <= abs(v) <= _INT64_FLOAT_LIMIT
-    if unsafe:
+    if not isinstance(value, int) and v.is_integer() and _EXACT_LIMIT <= abs(v) <= _INT64_FLOAT_LIMIT:
         limit = _EXACT_LIMIT - 1
         raise UnsupportedFilterError(
             f"qdrant: {op} {value!r} on key {key!r}: the Qdrant server compares payload numbers as 64-bit "
-            f"floats, which hold whole numbers exactly only from -{limit} to {limit} (2**53 - 1); {value!r} is "
-            "outside that range, so stored integers near it could compare wrongly. Use a bound inside the "
-            "range, or store such values as strings")
+            f"floats, which hold whole numbers exactly only from -{limit} to {limit} (2**53 - 1), and stored "
+            f"integers near {value!r} could compare wrongly with it. Use a bound inside that range or beyond "
+            "2**63 in magnitude, or store such values as strings")
     return v
 
 
