@@ -13,9 +13,18 @@ Options: ``api_key``, ``timeout``, ``prefix``, ``grpc_port`` (server); ``batch_s
 (or a URL password, taken as the api key) never appears in a repr, a log line or an
 error message.
 
-Local mode on disk admits one native client per folder (it holds a file lock): the
-vecbridge clients of one folder in one process share one, closed with the last of them;
-another process gets an error while the folder is open.
+Local mode on disk admits one native client per folder (it holds an exclusive lock on
+``<folder>/.lock``): the vecbridge clients of one folder in one process share one, closed
+with the last of them, and every call into it is serialised (local mode is not
+thread-safe).  Another process, or a native ``qdrant_client.QdrantClient`` of this process,
+that opens the folder meanwhile gets :class:`BackendLockedError`; qdrant-client reports
+that as a bare ``RuntimeError``, told apart from its other RuntimeErrors by the
+portalocker ``LockException`` it is raised from (see :func:`_folder_locked`).
+
+``add`` checks for existing ids and then writes: two calls, which one lock per collection
+holds together against the other threads of this process (local mode: the folder's
+lock).  Nothing holds them together against another process writing to the same server:
+there an ``add`` racing another ``add`` of the same id may replace it without an error.
 
 How records look to Qdrant: a point whose id is the UUIDv5 of the vecbridge id, with the
 payload ``_vb_id`` (the id), ``_vb_doc`` (the document), scalar metadata under its own
@@ -26,14 +35,16 @@ an HNSW config of ``m=0`` (no graph), which tells it apart where no metadata was
 Collections made by other Qdrant clients open too (one dense vector, a cosine, dot or
 euclid distance): points without ``_vb_id`` show their Qdrant id as a string.
 
-Filter numbers must be below 2**53 in magnitude when whole (Qdrant compares payload
-numbers as float64); a larger one raises UnsupportedFilterError.
+Filter numbers that are whole must be below 2**53 in magnitude, or beyond 2**63 (the
+server compares payload numbers as float64; ``qfilter.py``); others raise
+UnsupportedFilterError.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -44,7 +55,7 @@ from qdrant_client import models
 from ...base import BaseClient, native_errors
 from ...capabilities import Capabilities
 from ...options import Option
-from ...errors import BackendError, CollectionExistsError, InvalidURLError, UnsupportedFeatureError
+from ...errors import BackendError, BackendLockedError, CollectionExistsError, InvalidURLError, UnsupportedFeatureError
 from ...url import URL, redact
 from .collection import QdrantCollection
 
@@ -66,6 +77,24 @@ META_KEY = "vecbridge"
 # with the lock that serialises calls into it (local mode is not thread-safe).
 _shared: dict[str, list[Any]] = {}
 _shared_lock = threading.Lock()
+# Server collections: the lock that holds add's check and write together, per
+# (host, prefix, collection) in this process.
+_add_locks: dict[tuple[Any, ...], threading.Lock] = {}
+
+
+def _folder_locked(exc: BaseException) -> bool:
+    """Whether ``exc`` is local mode refusing a folder whose lock another client holds.
+
+    ``QdrantLocal._load`` takes a non-blocking exclusive portalocker lock and, when that
+    fails, raises a plain ``RuntimeError`` inside its ``except LockException`` block, so the
+    ``LockException`` is the error's ``__context__``.  That pair is the test, not the text.
+    portalocker is looked up in ``sys.modules``: it was imported if it raised anything (and
+    importing it afresh can fail on a read-only system).
+    """
+    locker = sys.modules.get("portalocker.exceptions")
+    lock_exc = getattr(locker, "LockException", None)
+    return (isinstance(exc, RuntimeError) and lock_exc is not None
+            and isinstance(exc.__context__, lock_exc))
 
 
 def _open_local(path: str) -> tuple[NativeClient, str, threading.RLock]:
@@ -73,7 +102,17 @@ def _open_local(path: str) -> tuple[NativeClient, str, threading.RLock]:
     with _shared_lock:
         entry = _shared.get(key)
         if entry is None:
-            entry = _shared[key] = [NativeClient(path=path), 0, threading.RLock()]
+            try:
+                native = NativeClient(path=path)
+            except RuntimeError as exc:
+                if not _folder_locked(exc):
+                    raise
+                raise BackendLockedError(
+                    f"qdrant: the local folder {os.path.abspath(path)} is in use by another process (or by a "
+                    "Qdrant client of this process that vecbridge did not open); Qdrant's local mode admits "
+                    "one client per folder. Close the other process, or for concurrent access run a Qdrant "
+                    "server and connect with qdrant://HOST:6333") from exc
+            entry = _shared[key] = [native, 0, threading.RLock()]
         entry[1] += 1
         return entry[0], key, entry[2]
 
@@ -110,6 +149,7 @@ class QdrantClient(BaseClient):
         self.parallel = int(options["parallel"])
         self._shared_key: str | None = None
         self.local = u.host is None
+        self._lock_scope = (u.host, options.get("prefix"))
         self._lock: Any = threading.RLock() if self.local else contextlib.nullcontext()
         with self._errors("connect"):
             if self.local:
@@ -137,8 +177,13 @@ class QdrantClient(BaseClient):
     @contextlib.contextmanager
     def _errors(self, action: str) -> Iterator[None]:
         """:func:`native_errors` (the api key scrubbed from any message); serialised in local mode."""
+        if self._closed:
+            # Otherwise a collection of a closed client reports the native "QdrantLocal instance is
+            # closed", or, on a folder another vecbridge client still holds open, goes on working.
+            raise BackendError(f"qdrant: {action}: the client of {self.url} is closed; "
+                               "open a new one with vecbridge.connect()")
         try:
-            with self._lock, native_errors(self.backend_name, action):
+            with self._lock, native_errors(self.backend_name, action, self.error_map):
                 yield
         except BackendError as exc:
             cause, msg = exc.__cause__, str(exc)
@@ -148,8 +193,16 @@ class QdrantClient(BaseClient):
             if self._secret:
                 msg = msg.replace(self._secret, "***")
             if msg != str(exc):
-                raise BackendError(msg) from cause
+                raise type(exc)(msg) from cause  # keeps a BackendLockedError/BackendUnavailableError one
             raise
+
+    def _add_lock(self, name: str) -> Any:
+        """The lock that holds ``add``'s check and write on collection ``name`` together."""
+        if self.local:
+            return self._lock  # already serialises every call into this folder / memory store
+        key = (*self._lock_scope, name)
+        with _shared_lock:
+            return _add_locks.setdefault(key, threading.Lock())
 
     def _close(self) -> None:
         if self._shared_key is not None:

@@ -4,11 +4,19 @@ Record layout and ids: ``payload.py``; filters: ``qfilter.py``.  Every write wai
 (``wait=True``) so that the next read sees it.  Paging and scanning walk the points in
 id order with Qdrant's scroll cursor (the next page's first point id), never with deep
 offsets.
+
+Local mode answers each scroll call by sorting every point id and filtering the whole
+collection (``LocalCollection._scroll_by_id``), whatever the limit: a call costs the
+same for 7 points as for 1,000, and ``scan(batch_size=7)`` over 20,000 points took
+about two minutes.  So a local scan reads pages of at least :data:`PAGE` points and
+hands them out in the caller's batch size; the collection is in this process's memory
+anyway, so a page of 1,000 is a small part of it.  A server scrolls by its id index and
+gets the caller's batch size as it is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -33,6 +41,20 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[i:i + size]
 
 
+def _rebatch(pages: Iterator[list[Record]], size: int) -> Iterator[list[Record]]:
+    """The records of ``pages`` in batches of exactly ``size`` (the last one shorter)."""
+    held: list[Record] = []
+    for page in pages:
+        held += page
+        start = 0
+        while len(held) - start >= size:
+            yield held[start:start + size]
+            start += size
+        del held[:start]
+    if held:
+        yield held
+
+
 class QdrantCollection(BaseCollection):
     """One Qdrant collection; see the module docstring for how records are stored."""
 
@@ -50,6 +72,10 @@ class QdrantCollection(BaseCollection):
         # vecbridge did not create.
         self._raw_in_payload = metric == "cosine"
         self._native_vectors = metric != "cosine" or not managed
+        # How an id names its point: always hashed in vecbridge's layout; in a collection made by
+        # others, "42" and canonical UUID strings name the points that show those ids.
+        self._point_ids: Callable[[list[str]], list[Any]] = (
+            pl.point_ids if managed else (lambda ids: [pl.native_point_id(i) for i in ids]))
         self._params: models.SearchParams | None = None
         if not client.local:  # local mode always searches exactly and warns about search params
             if index.get("type") == "flat":
@@ -90,11 +116,17 @@ class QdrantCollection(BaseCollection):
                 return
 
     # -- writes ------------------------------------------------------------------------
+    def _add(self, b: Batch) -> None:
+        # The base class checks for existing ids, then upserts: without one lock over both,
+        # two threads adding the same id both pass the check and both "succeed".
+        with self._qc._add_lock(self.name):
+            super()._add(b)
+
     def _upsert(self, b: Batch) -> None:
         assert b.vectors is not None and b.metadatas is not None and b.documents is not None
         raw = pl.encode_vectors(b.vectors) if self._raw_in_payload else None
         payloads = pl.encode_payloads(b.ids, b.metadatas, b.documents, raw)
-        pids = pl.point_ids(b.ids)
+        pids = self._point_ids(b.ids)
         size = self._qc.batch_size
         # The client's bulk path: batches (in parallel processes if asked), retries, waits.  A
         # server gets the whole batch in one call, which keeps its upload workers busy; local
@@ -115,19 +147,20 @@ class QdrantCollection(BaseCollection):
                 self._native.delete(self.name, points_selector=models.FilterSelector(filter=flt or models.Filter()),
                                     wait=True)
             elif flt is None:
-                for chunk in _chunks(pl.point_ids(ids), PAGE):
+                for chunk in _chunks(self._point_ids(ids), PAGE):
                     self._native.delete(self.name, points_selector=models.PointIdsList(points=chunk), wait=True)
             else:
-                for chunk in _chunks(pl.point_ids(ids), PAGE):
+                for chunk in _chunks(self._point_ids(ids), PAGE):
                     both = models.Filter(must=[models.HasIdCondition(has_id=chunk), flt])
                     self._native.delete(self.name, points_selector=models.FilterSelector(filter=both), wait=True)
 
     # -- reads -------------------------------------------------------------------------
     def _existing_ids(self, ids: list[str]) -> list[str]:
-        by_point = dict(zip(pl.point_ids(ids), ids))
+        pids = self._point_ids(ids)
+        by_point = {str(p): i for p, i in zip(pids, ids)}  # point ids come back as int or UUID string
         found: list[str] = []
         with self._errors("retrieve"):
-            for chunk in _chunks(list(by_point), PAGE):
+            for chunk in _chunks(pids, PAGE):
                 points = self._native.retrieve(self.name, ids=chunk, with_payload=False, with_vectors=False)
                 found += [by_point[str(p.id)] for p in points]
         return found
@@ -136,7 +169,7 @@ class QdrantCollection(BaseCollection):
         flt = to_filter(where)
         out: list[Record] = []
         with_payload, with_vectors = self._selectors(include)
-        for chunk in _chunks(pl.point_ids(ids), PAGE):
+        for chunk in _chunks(self._point_ids(ids), PAGE):
             if flt is None:
                 with self._errors("retrieve"):
                     points = self._native.retrieve(self.name, ids=chunk, with_payload=with_payload,
@@ -162,7 +195,9 @@ class QdrantCollection(BaseCollection):
         return [r for page in self._scroll(flt, include, limit, offset=cursor) for r in page]
 
     def _scan(self, batch_size: int, include: frozenset[str]) -> Iterator[list[Record]]:
-        return self._scroll(None, include, None, page=batch_size)
+        if not self._qc.local:
+            return self._scroll(None, include, None, page=batch_size)
+        return _rebatch(self._scroll(None, include, None, page=max(batch_size, PAGE)), batch_size)
 
     def _count(self, where: Node | None) -> int:
         with self._errors("count"):

@@ -14,7 +14,11 @@ How each rule of the contract is kept (the payload layout is in ``payload.py``):
 
 The Qdrant server compares payload numbers as float64.  A filter number that is a
 whole number of magnitude 2**53 or more could equal several stored integers there, so
-it is refused with :class:`UnsupportedFilterError` rather than answered differently.
+it is refused with :class:`UnsupportedFilterError` rather than answered differently
+(integers by the core, through the client's ``filter_int_range``; whole floats here).
+A float beyond 2**63 in magnitude is let through: every int64 (the contract's integers)
+becomes a float64 of at most 2**63, so none can compare wrongly with it, and a float
+already is the float64 the server compares.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from ...errors import UnsupportedFilterError
 from ...filters import And, Cmp, Node, Not, Or
 from .payload import list_path, scalar_path
 
-_EXACT_LIMIT = 2.0**53
+_EXACT_LIMIT = 2**53
+_INT64_FLOAT_LIMIT = 2.0**63
 _RANGE_FIELD = {"$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}
 
 
@@ -51,31 +56,39 @@ def _condition(node: Node) -> Any:
     raise TypeError(f"unknown filter node {node!r}")
 
 
-def _check_number(op: str, value: Any) -> float:
+def _check_number(key: str, op: str, value: Any) -> float:
+    """``value`` as the float64 Qdrant compares; a whole float it cannot compare exactly is refused.
+
+    Integers outside +-(2**53 - 1) are refused before this, by the core's rule for the
+    client's ``filter_int_range``; this is the same rule for floats that are whole numbers.
+    """
     v = float(value)
-    if abs(v) >= _EXACT_LIMIT and v.is_integer():
+    if not isinstance(value, int) and v.is_integer() and _EXACT_LIMIT <= abs(v) <= _INT64_FLOAT_LIMIT:
+        limit = _EXACT_LIMIT - 1
         raise UnsupportedFilterError(
-            f"qdrant: {op} {value!r}: Qdrant compares payload numbers as 64-bit floats, which hold whole "
-            "numbers exactly only below 2**53 in magnitude; use a smaller bound or store the value as a string")
+            f"qdrant: {op} {value!r} on key {key!r}: the Qdrant server compares payload numbers as 64-bit "
+            f"floats, which hold whole numbers exactly only from -{limit} to {limit} (2**53 - 1), and stored "
+            f"integers near {value!r} could compare wrongly with it. Use a bound inside that range or beyond "
+            "2**63 in magnitude, or store such values as strings")
     return v
 
 
-def _one_of(path: str, values: tuple[Any, ...], op: str) -> Any:
+def _one_of(key: str, path: str, values: tuple[Any, ...], op: str) -> Any:
     """A condition true when the value at ``path`` equals any of ``values`` (contract equality)."""
     strings: list[str] = []
     conds: list[Any] = []
     seen: set[Any] = set()
     for v in values:
-        key = (type(v) is bool, v)  # 1 and 1.0 are one number; True is not
-        if key in seen:
+        tag = (type(v) is bool, v)  # 1 and 1.0 are one number; True is not
+        if tag in seen:
             continue
-        seen.add(key)
+        seen.add(tag)
         if isinstance(v, str):
             strings.append(v)
         elif isinstance(v, bool):
             conds.append(models.FieldCondition(key=path, match=models.MatchValue(value=v)))
         else:
-            n = _check_number(op, v)
+            n = _check_number(key, op, v)
             conds.append(models.FieldCondition(key=path, range=models.Range(gte=n, lte=n)))
     if len(strings) == 1:
         conds.append(models.FieldCondition(key=path, match=models.MatchValue(value=strings[0])))
@@ -87,16 +100,16 @@ def _one_of(path: str, values: tuple[Any, ...], op: str) -> Any:
 def _compare(c: Cmp) -> Any:
     op, value = c.op, c.value
     if op == "$eq":
-        return _one_of(scalar_path(c.key), (value,), op)
+        return _one_of(c.key, scalar_path(c.key), (value,), op)
     if op == "$ne":
-        return models.Filter(must_not=[_one_of(scalar_path(c.key), (value,), op)])
+        return models.Filter(must_not=[_one_of(c.key, scalar_path(c.key), (value,), op)])
     if op == "$in":
-        return _one_of(scalar_path(c.key), value, op)
+        return _one_of(c.key, scalar_path(c.key), value, op)
     if op == "$nin":
-        return models.Filter(must_not=[_one_of(scalar_path(c.key), value, op)])
+        return models.Filter(must_not=[_one_of(c.key, scalar_path(c.key), value, op)])
     if op == "$contains":
-        return _one_of(list_path(c.key), (value,), op)
+        return _one_of(c.key, list_path(c.key), (value,), op)
     if op in _RANGE_FIELD:
-        bound = _check_number(op, value)
+        bound = _check_number(c.key, op, value)
         return models.FieldCondition(key=scalar_path(c.key), range=models.Range(**{_RANGE_FIELD[op]: bound}))
     raise UnsupportedFilterError(f"qdrant: the operator {op} has no Qdrant translation")

@@ -1,0 +1,80 @@
+"""Qdrant collections written by qdrant-client: the ids ``scan`` shows name those points.
+
+Contract §7: point 42 shows as ``"42"``, a UUID point as its canonical string, and those
+strings name the same points again in ``get``, ``delete``, ``update`` and ``add``.  Before,
+they were hashed like vecbridge ids, so ``get`` found nothing and ``delete`` reported
+success having deleted nothing.  Expected answers come from the native client's own reads.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+
+import vecbridge
+
+pytest.importorskip("qdrant_client")
+
+U = str(uuid.UUID("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"))
+
+
+@pytest.fixture
+def folder(tmp_path):
+    from qdrant_client import QdrantClient as NativeClient
+    from qdrant_client import models
+
+    path = str(tmp_path / "q")
+    native = NativeClient(path=path)
+    native.create_collection("foreign", vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT))
+    native.upsert("foreign", [
+        models.PointStruct(id=42, vector=[1.0, 0.0], payload={"s": "int"}),
+        models.PointStruct(id=7, vector=[0.0, 1.0], payload={"s": "seven"}),
+        models.PointStruct(id=U, vector=[1.0, 1.0], payload={"s": "uuid"}),
+    ])
+    native.close()
+    return path
+
+
+def _native_points(path):
+    from qdrant_client import QdrantClient as NativeClient
+
+    native = NativeClient(path=path)
+    try:
+        points, _ = native.scroll("foreign", limit=100, with_payload=True)
+        return {str(p.id): p.payload for p in points}
+    finally:
+        native.close()
+
+
+def test_ids_shown_by_scan_name_their_points(folder):
+    with vecbridge.connect(f"qdrant:///{folder}") as client:
+        coll = client.get_collection("foreign")
+        shown = sorted(r.id for b in coll.scan() for r in b)
+        assert shown == sorted(["42", "7", U])
+        got = coll.get(shown, include=["metadata", "vector"])
+        assert {r.id: r.metadata["s"] for r in got} == {"42": "int", "7": "seven", U: "uuid"}
+        np.testing.assert_array_equal(coll.get(["42"], include=["vector"])[0].vector, [1.0, 0.0])
+        # spellings that would not come back as given are other ids, not these points
+        assert coll.get(["042", U.upper(), "+7"]) == []
+        with pytest.raises(vecbridge.DuplicateIdError):
+            coll.add(["42"], [[3.0, 3.0]])
+        coll.update(["7"], metadatas=[{"s": "updated"}])
+        coll.delete(ids=[U])
+        assert coll.count() == 2
+    native = _native_points(folder)
+    assert set(native) == {"42", "7"}  # the UUID point itself was deleted, nothing was added
+    assert native["7"]["s"] == "updated" and native["42"] == {"s": "int"}
+
+
+def test_a_new_integer_id_becomes_that_point(folder):
+    with vecbridge.connect(f"qdrant:///{folder}") as client:
+        coll = client.get_collection("foreign")
+        coll.add(["1000", "not-a-number"], [[1.0, 2.0], [2.0, 1.0]], [{"s": "new"}, {"s": "hashed"}])
+        assert sorted(r.id for r in coll.get(["1000", "not-a-number"])) == ["1000", "not-a-number"]
+    native = _native_points(folder)
+    assert native["1000"]["s"] == "new"
+    # an id Qdrant cannot take as such is hashed and kept in the payload, as in vecbridge's layout
+    (hashed,) = [p for k, p in native.items() if p.get("s") == "hashed"]
+    assert hashed["_vb_id"] == "not-a-number"
