@@ -350,7 +350,7 @@ class BaseClient:
     #: The options the backend takes (see :mod:`vecbridge.options`).
     declared_options: ClassVar[tuple[Option, ...]] = ()
     #: Whether an undeclared option goes to the driver unchanged (pgvector: libpq's parameters).
-    passthrough_option: ClassVar[Callable[[str], bool] | None] = None
+    passthrough_option: ClassVar[Callable[..., bool] | None] = None
     #: Native exception type -> vecbridge error class (see :func:`classify`).
     error_map: ClassVar[tuple[ErrorRule, ...]] = ()
 

@@ -10,6 +10,7 @@ decide what a backend can hold.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -42,6 +43,10 @@ class Capabilities:
     max_id_bytes: int = MAX_ID_BYTES
     max_document_bytes: int | None = None
     max_metadata_bytes: int | None = None
+    #: How the backend counts a record's metadata against ``max_metadata_bytes``, from the
+    #: metadata and the document (default: the metadata's JSON in UTF-8).  A backend that
+    #: stores metadata in another encoding measures that encoding here.
+    metadata_bytes: Callable[[dict[str, Any], str | None], int] | None = field(default=None, compare=False)
     #: Integers in filters are compared exactly within this range; outside it a filter is
     #: refused (``None``: any integer).  Stored integers are always int64.
     filter_int_range: tuple[int, int] | None = (INT64_MIN, INT64_MAX)
@@ -63,6 +68,8 @@ class Capabilities:
             value = getattr(self, f.name)
             if isinstance(value, re.Pattern):
                 value = value.pattern
+            elif callable(value):
+                value = getattr(value, "__qualname__", "function")
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value

@@ -105,7 +105,8 @@ class CollectionFlows:
                 caps.max_id_bytes < MAX_ID_BYTES:
             for i, part, n, limit in size_violations(b.ids, b.metadatas, b.documents, max_id_bytes=caps.max_id_bytes,
                                                      max_document_bytes=caps.max_document_bytes,
-                                                     max_metadata_bytes=caps.max_metadata_bytes):
+                                                     max_metadata_bytes=caps.max_metadata_bytes,
+                                                     metadata_bytes=caps.metadata_bytes):
                 field = {"id": "ids", "document": "documents", "metadata": "metadatas"}[part]
                 raise InvalidRecordError(f"{field}[{i}] (id {b.ids[i]!r}) is {n:,} bytes; the {self.backend} backend "
                                          f"holds a record's {part} of at most {limit:,} bytes; nothing was written")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -311,9 +311,12 @@ def validate_batch(
 def size_violations(ids: Sequence[str], metadatas: Sequence[dict[str, Any] | None] | None,
                     documents: Sequence[str | None] | None, *, max_id_bytes: int = MAX_ID_BYTES,
                     max_document_bytes: int | None = None,
-                    max_metadata_bytes: int | None = None) -> Iterator[tuple[int, str, int, int]]:
-    """``(position, part, bytes, limit)`` for every id, document or metadata (JSON, UTF-8) of a
-    batch that is larger than a backend's limit."""
+                    max_metadata_bytes: int | None = None,
+                    metadata_bytes: Callable[[dict[str, Any], str | None], int] | None = None
+                    ) -> Iterator[tuple[int, str, int, int]]:
+    """``(position, part, bytes, limit)`` for every id, document or metadata of a batch that is
+    larger than a backend's limit; metadata is measured by ``metadata_bytes(metadata,
+    document)``, by default its JSON in UTF-8."""
     if max_id_bytes < MAX_ID_BYTES:
         for i, id_ in enumerate(ids):
             n = len(id_.encode("utf-8"))
@@ -326,7 +329,10 @@ def size_violations(ids: Sequence[str], metadatas: Sequence[dict[str, Any] | Non
                 yield i, "document", n, max_document_bytes
     if max_metadata_bytes is not None and metadatas is not None:
         for i, meta in enumerate(metadatas):
-            n = len(json.dumps(meta, ensure_ascii=False).encode("utf-8")) if meta else 0
+            if metadata_bytes is not None:
+                n = metadata_bytes(meta or {}, documents[i] if documents is not None else None)
+            else:
+                n = len(json.dumps(meta, ensure_ascii=False).encode("utf-8")) if meta else 0
             if n > max_metadata_bytes:
                 yield i, "metadata", n, max_metadata_bytes
 

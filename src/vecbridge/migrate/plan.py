@@ -75,7 +75,8 @@ def size_problems(records: Sequence[Record], caps: Capabilities, backend: str, v
              for i, what, n, limit in size_violations([r.id for r in records], [r.metadata for r in records],
                                                       [r.document for r in records], max_id_bytes=caps.max_id_bytes,
                                                       max_document_bytes=caps.max_document_bytes,
-                                                      max_metadata_bytes=caps.max_metadata_bytes)]
+                                                      max_metadata_bytes=caps.max_metadata_bytes,
+                                                      metadata_bytes=caps.metadata_bytes)]
     if caps.max_request_bytes is not None:  # one record alone must fit in a request
         for i, r in enumerate(records):
             n = record_bytes(r, vector_bytes)
