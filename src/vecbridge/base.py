@@ -145,6 +145,8 @@ class BaseCollection(CollectionFlows):
 
     def _run_hook(self, name: str, args: tuple[Any, ...]) -> Any:
         """Run one hook of a flow; a write hook under the collection's in-process lock."""
+        if self._client._closed:
+            self._client._check_open()
         if name not in _WRITE_HOOKS:
             return getattr(self, name)(*args)
         lock = self._vb_write_lock
@@ -194,7 +196,9 @@ class BaseCollection(CollectionFlows):
         return run(self, self._flow_count(where))  # type: ignore[no-any-return]
 
     def scan(self, batch_size: int = 1000, include: Sequence[str] | None = None) -> Iterator[list[Record]]:
-        return self._scan(*self._scan_args(batch_size, include))
+        args = self._scan_args(batch_size, include)
+        self._client._check_open()
+        return self._scan(*args)
 
     def peek(self, n: int = 10) -> list[Record]:
         return self.get(limit=n, include=INCLUDE_ALL)
@@ -406,7 +410,8 @@ class BaseClient:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise BackendError(f"{self.backend_name}: the client is closed")
+            raise BackendError(f"{self.backend_name}: the client of {self.url} is closed; open a new one with "
+                               "vecbridge.connect()")
 
     # -- public API ------------------------------------------------------------------
     def create_collection(self, name: str, dimension: int | None = None, metric: str = "cosine",

@@ -243,11 +243,11 @@ def to_sql(node: Node, leaf: Callable[[Cmp], str]) -> str:
     return leaf(node)
 
 
-def numbers(node: Node) -> Iterator[Any]:
-    """Every number a tree compares with (bools excluded)."""
+def numbers(node: Node) -> Iterator[tuple[Cmp, Any]]:
+    """Every number a tree compares with (bools excluded), with its comparison."""
     if isinstance(node, Cmp):
         values = node.value if isinstance(node.value, tuple) else (node.value,)
-        yield from (v for v in values if _is_number(v))
+        yield from ((node, v) for v in values if _is_number(v))
     elif isinstance(node, Not):
         yield from numbers(node.item)
     else:

@@ -19,11 +19,13 @@ itself keeps ``DuplicateIdError`` true.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
-from collections.abc import Hashable, Iterator
+from collections.abc import AsyncIterator, Hashable, Iterator
+from typing import Any
 
-__all__ = ["SharedExclusiveLock", "collection_lock"]
+__all__ = ["AsyncSharedExclusiveLock", "SharedExclusiveLock", "collection_lock"]
 
 
 class SharedExclusiveLock:
@@ -103,3 +105,53 @@ def collection_lock(location: Hashable, collection: str) -> SharedExclusiveLock:
         if lock is None:
             lock = _registry[key] = SharedExclusiveLock()
         return lock
+
+
+class AsyncSharedExclusiveLock:
+    """The same rule for the coroutines of one event loop (the async API's native writes):
+    many shared holders or one exclusive one, a waiting exclusive holder first.  Not
+    re-entrant: a flow's nested writes (``add`` -> ``_upsert``) run inside the exclusive
+    hold's task, which ``shared`` lets through."""
+
+    def __init__(self) -> None:
+        self._cond = asyncio.Condition()
+        self._shared = 0
+        self._owner: asyncio.Task[Any] | None = None
+        self._waiting = 0
+
+    @contextlib.asynccontextmanager
+    async def shared(self) -> AsyncIterator[None]:
+        me = asyncio.current_task()
+        async with self._cond:
+            if self._owner is not None and self._owner is me:
+                mine = True
+            else:
+                await self._cond.wait_for(lambda: self._owner is None and not self._waiting)
+                self._shared += 1
+                mine = False
+        try:
+            yield
+        finally:
+            if not mine:
+                async with self._cond:
+                    self._shared -= 1
+                    self._cond.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        me = asyncio.current_task()
+        async with self._cond:
+            if self._owner is me:
+                raise RuntimeError("an exclusive write inside an exclusive write of the same task")
+            self._waiting += 1
+            try:
+                await self._cond.wait_for(lambda: self._owner is None and not self._shared)
+            finally:
+                self._waiting -= 1
+            self._owner = me
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self._owner = None
+                self._cond.notify_all()

@@ -354,9 +354,12 @@ def validate_query_vectors(vectors: Any, dimension: int, metric: str) -> tuple[n
     return validate_vectors(arr, dimension, metric, what="query vectors"), single
 
 
+_DEFAULT_INCLUDE = frozenset(("metadata", "document"))
+
+
 def validate_include(include: Any, default: Sequence[str] = ("metadata", "document")) -> frozenset[str]:
     if include is None:
-        return frozenset(default)
+        return _DEFAULT_INCLUDE if default == ("metadata", "document") else frozenset(default)
     if isinstance(include, str):
         include = [include]
     out = set()
