@@ -168,6 +168,20 @@ def _build() -> argparse.ArgumentParser:
                         "dropped, timeout, server starting), with backoff and reconnection (default 5)")
     m.add_argument("--backoff", type=float, default=1.0, metavar="SECONDS",
                    help="first wait before a retry; it doubles each time, up to 30 s (default 1)")
+    m.add_argument("--reembed", metavar="SPEC",
+                   help="embed every document again with this model (PROVIDER:MODEL[?options]) into a target of its "
+                        "dimension; records without a document are refused before any write")
+
+    se = sub.add_parser("search", parents=[common], help="answer a text query on a collection with an embedder",
+                        description="Embed the text with the collection's own model and print the nearest records: "
+                                    "id, score, the document's first line and the metadata.",
+                        epilog="example:\n  vecbridge search \"SCHEME:///data/vectors?collection=docs\" "
+                               "\"where is the cat?\" -k 3 --where '{\"lang\": \"en\"}'\n\n" + EXIT_CODES,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    se.add_argument("url", metavar="URL", help="a URL with ?collection=NAME")
+    se.add_argument("text", metavar="TEXT", help="the query")
+    se.add_argument("-k", type=_positive, default=10, metavar="N", help="hits to print (default 10)")
+    se.add_argument("--where", type=_json_filter, metavar="JSON", help="a filter, e.g. '{\"lang\": \"en\"}'")
 
     ls = sub.add_parser("ls", parents=[common], help="list the collections of a database",
                         description="List collections with their record counts, dimensions and metrics.",
@@ -217,7 +231,8 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
                      restart=args.restart, into_existing=args.into_existing, verify=args.verify,
                      sample_size=args.sample_size, dry_run=args.dry_run, checkpoint=args.checkpoint,
                      progress=not args.quiet, max_request_bytes=args.max_request_bytes or DEFAULT_REQUEST_BYTES,
-                     retries=args.retries, backoff=args.backoff, on_retry=lambda msg: _warn(args, msg))
+                     retries=args.retries, backoff=args.backoff, on_retry=lambda msg: _warn(args, msg),
+                     reembed=args.reembed)
     data = report.to_dict()
     problems = report.plan.problems if report.plan is not None else []
     if problems:  # a dry run that found what a real run would refuse: the same error, the same code
@@ -301,7 +316,42 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_DIFFERENCES
 
 
-_COMMANDS = {"migrate": _cmd_migrate, "ls": _cmd_ls, "info": _cmd_info, "verify": _cmd_verify}
+def _json_filter(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"--where is JSON, e.g. '{{\"lang\": \"en\"}}': {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("--where is a JSON object (a filter dict)")
+    return value
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    import vecbridge
+
+    url = URL.parse(args.url)
+    coll = vecbridge.open_collection(url)
+    try:
+        hits: list[Any] = coll.query(text=args.text, k=args.k, where=args.where)  # type: ignore[assignment]
+    finally:
+        coll.close()  # type: ignore[attr-defined]
+    rows = [{"id": h.id, "score": h.score, "distance": h.distance, "document": h.document, "metadata": h.metadata}
+            for h in hits]
+    lines = []
+    for h in hits:
+        first = (h.document or "").strip().splitlines()[0] if (h.document or "").strip() else ""
+        lines.append(f"{h.score:8.4f}  {h.id}  {first[:100]}")
+        if h.metadata:
+            lines.append(f"          {json.dumps(h.metadata, ensure_ascii=False)}")
+    if not hits:
+        lines.append("no hits")
+    _out(args, {"url": url.with_query(collection=None).render(), "collection": coll.name, "query": args.text,
+                "hits": rows}, lines)
+    return EXIT_OK
+
+
+_COMMANDS = {"migrate": _cmd_migrate, "ls": _cmd_ls, "info": _cmd_info, "verify": _cmd_verify,
+             "search": _cmd_search}
 
 
 def _exit_code(exc: BaseException) -> int:

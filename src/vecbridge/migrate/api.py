@@ -18,6 +18,7 @@ from .plan import (
     check_records,
     make_plan,
     rows_per_batch,
+    scan_missing_documents,
     scan_size_problems,
     target_name,
     wire_bytes_per_float,
@@ -50,7 +51,7 @@ def _check_all(src: Side, tgt: Side, plan: Plan, progress: Progress) -> None:
     invalid = 0
     for batch in src.collection.scan(batch_size=plan.batch_size, include=list(INCLUDE_ALL)):
         plan.problems += sizes.add(batch)
-        why = check_records(batch, plan.dimension, plan.metric)
+        why = check_records(batch, plan.dimension, plan.metric, vectors=plan.reembed is None)
         if why:
             invalid += 1
             if invalid <= NAMED_PROBLEMS:
@@ -75,7 +76,7 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
             resume: bool = False, restart: bool = False, into_existing: bool = False, verify: str = "sample",
             sample_size: int = 1000, dry_run: bool = False, checkpoint: str | bool | None = None,
             progress: Any = False, max_request_bytes: int = DEFAULT_REQUEST_BYTES, retries: int = 5,
-            backoff: float = 1.0, on_retry: Any = None) -> MigrationReport:
+            backoff: float = 1.0, on_retry: Any = None, reembed: Any = None) -> MigrationReport:
     """Copy a collection, with its ids, vectors, metadata and documents, to another backend.
 
     Parameters
@@ -114,6 +115,10 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
         reconnected.  Any other error stops the run at once (checkpoint kept).
     on_retry
         Called with a one-line message before each retry.
+    reembed
+        A spec (``PROVIDER:MODEL[?options]``) or an Embedder: every document is embedded again
+        by it into a target of its dimension, whose stored embedding spec becomes this one;
+        records without a document are listed by the plan and refused before any write.
 
     Returns
     -------
@@ -135,18 +140,26 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
     _positive(batch_size, "batch_size")
     _positive(sample_size, "sample_size")
     _positive(max_request_bytes, "max_request_bytes")
+    embedder = None
+    if reembed is not None:
+        from ..embeddings import get_embedder
+
+        embedder = get_embedder(reembed)
     bar = make_progress(progress)
     conns = Connections()
     try:
         src, tgt = Side(source, "source", conns), Side(target, "target", conns)
         plan, state, cp = make_plan(src, tgt, batch_size=batch_size, max_request_bytes=max_request_bytes,
                                     resume=resume, restart=restart, into_existing=into_existing, verify=verify,
-                                    checkpoint=False if dry_run and checkpoint is None else checkpoint)
+                                    checkpoint=False if dry_run and checkpoint is None else checkpoint,
+                                    reembed=embedder)
         report = MigrationReport(source=plan.source, target=plan.target, source_collection=plan.source_collection,
                                  target_collection=plan.target_collection, mapped_from=plan.mapped_from,
                                  records_total=plan.source_count, batch_size=plan.batch_size, plan=plan,
                                  checkpoint=plan.checkpoint, resumed=plan.action == "resume",
                                  notes=list(plan.notes))
+        if embedder is not None and not plan.problems:
+            plan.problems += scan_missing_documents(src.collection, max(plan.batch_size, 1000))
         if dry_run:
             if not plan.problems:
                 _check_all(src, tgt, plan, bar)
@@ -168,6 +181,10 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
             tgt.set_collection(created)
             state.created_target = True
             carried = _carried_config(src.collection)
+            if embedder is not None:  # the target's vectors are the new model's
+                from ..embeddings import stored
+
+                carried["embedding"] = stored(embedder)
             if carried:  # what else the source's configuration says (e.g. its embedding spec)
                 try:
                     created.set_config(**carried)
@@ -184,7 +201,7 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
         copier = Copier(src, tgt, state, batch_size=plan.batch_size, max_request_bytes=max_request_bytes,
                         bytes_per_float=wire_bytes_per_float(src, tgt),
                         checkpoint=cp, progress=bar, sampler=sampler,
-                        retry=policy, on_retry=on_retry)
+                        retry=policy, on_retry=on_retry, embedder=embedder)
         try:
             stats = copier.run()
         except KeyboardInterrupt as exc:
@@ -208,7 +225,7 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
             report.verification = policy.call(
                 lambda: verify_collections(src.collection, tgt.collection, verify, batch_size=plan.batch_size,
                                            sample_ids=ids, sample_size=sample_size, allow_extra=extra,
-                                           progress=bar),
+                                           progress=bar, reembedded=plan.dimension if embedder else None),
                 reopen=(src, tgt), on_retry=on_retry)
         if cp is not None and report.ok:
             cp.remove()

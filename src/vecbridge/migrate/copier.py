@@ -101,9 +101,13 @@ class _Columns:
     documents: list[str | None]
 
     @classmethod
-    def of(cls, records: list[Record]) -> _Columns:
-        return cls(records, [r.id for r in records], np.stack([np.asarray(r.vector, dtype=np.float32) for r in records]),
-                   [r.metadata or {} for r in records], [r.document for r in records])
+    def of(cls, records: list[Record], embedder: Any = None) -> _Columns:
+        docs = [r.document for r in records]
+        if embedder is not None:  # a re-embedding copy: new vectors from the documents
+            vectors = np.ascontiguousarray(embedder.embed_documents(docs), dtype=np.float32)
+        else:
+            vectors = np.stack([np.asarray(r.vector, dtype=np.float32) for r in records])
+        return cls(records, [r.id for r in records], vectors, [r.metadata or {} for r in records], docs)
 
 
 @dataclass
@@ -125,7 +129,7 @@ class Copier:
     def __init__(self, src: Side, tgt: Side, state: State, *, batch_size: int, max_request_bytes: int,
                  bytes_per_float: int, checkpoint: Checkpoint | None, progress: Progress, sampler: Reservoir,
                  retry: RetryPolicy = RetryPolicy(), depth: int = 2,
-                 on_retry: Callable[[str], None] | None = None):
+                 on_retry: Callable[[str], None] | None = None, embedder: Any = None):
         self.src, self.tgt, self.state = src, tgt, state
         self.batch_size = batch_size
         self.budget = max_request_bytes
@@ -137,6 +141,10 @@ class Copier:
         self.retry = retry
         self.depth = depth
         self.on_retry = on_retry
+        # Re-embedding: the source's vectors are not read; the reader thread embeds the documents,
+        # so the model runs while the writer writes the batch before.
+        self.embedder = embedder
+        self.include = ["metadata", "document"] if embedder is not None else ALL
         # Records an earlier run copied, passed over here (zero again if the copy starts over).
         self.stats = _Stats(skipped=state.position)
 
@@ -158,12 +166,12 @@ class Copier:
                     ids = ids[take:]
                 for i in range(0, len(ids), size):  # after the copied prefix: fetch whole records by id
                     chunk = ids[i:i + size]
-                    yield _Write(source.get(ids=chunk, include=ALL))
+                    yield _Write(source.get(ids=chunk, include=self.include))
             if aligned:
                 return
             yield _Restart(f"the source's scan order differs from the interrupted run's (the record at position "
                            f"{position:,} is no longer {last_id!r}): every record is copied again (upserts)")
-        for batch in source.scan(batch_size=size, include=ALL):
+        for batch in source.scan(batch_size=size, include=self.include):
             yield _Write(batch)
 
     def _chunks(self, records: list[Record]) -> Iterator[list[Record]]:
@@ -192,7 +200,7 @@ class Copier:
         for item in items:
             if isinstance(item, _Write):
                 for chunk in self._chunks(item.records):
-                    yield _Columns.of(chunk)
+                    yield _Columns.of(chunk, self.embedder)
             else:
                 yield item
 
@@ -207,7 +215,7 @@ class Copier:
             # Name the record: the plan checked every one, so this is a limit the target did not
             # declare, or measures otherwise than the core (e.g. its own encoding of metadata).
             sized = size_problems(cols.records, self.tgt.capabilities, self.tgt.backend, self.vector_bytes)
-            why = check_records(cols.records, state.dimension, state.metric) or (sized[0] if sized else
+            why = check_records(cols.records, state.dimension, state.metric, vectors=self.embedder is None) or (sized[0] if sized else
                                                                                  _naming(cols.records, exc))
             raise MigrationError(f"{why}; nothing of that batch was written, {state.position:,} records are "
                                  "copied (the checkpoint is kept)") from exc

@@ -118,6 +118,24 @@ class SizeCheck:
         return [f"{more:,} more records break the target's size limits"] if more > 0 else []
 
 
+def scan_missing_documents(source: Any, batch_size: int) -> list[str]:
+    """Re-embedding needs every record's document: one sentence naming the records that have
+    none (the first ``NAMED_PROBLEMS``) and counting them; empty when all have one."""
+    missing: list[str] = []
+    total = 0
+    for batch in source.scan(batch_size=batch_size, include=["document"]):
+        for r in batch:
+            if r.document is None:
+                total += 1
+                if len(missing) < NAMED_PROBLEMS:
+                    missing.append(repr(r.id))
+    if not total:
+        return []
+    more = f" and {total - len(missing):,} more" if total > len(missing) else ""
+    return [f"{total:,} records have no document to embed again: {', '.join(missing)}{more}; re-embedding "
+            "needs a document in every record"]
+
+
 def scan_size_problems(source: Any, caps: Capabilities, backend: str, batch_size: int,
                        vector_bytes: int = 0) -> list[str]:
     """Every record of ``source`` that breaks a size limit of the target (the first
@@ -184,21 +202,25 @@ def _location(side: Side) -> str:
     return f"{side.display}?collection={side.name or ''}"
 
 
-def check_records(records: Sequence[Record], dimension: int, metric: str) -> str | None:
+def check_records(records: Sequence[Record], dimension: int, metric: str, vectors: bool = True) -> str | None:
     """Why ``records`` cannot be written to a collection of this shape, naming the first record
-    at fault; or ``None``.  (The target's size limits: :class:`SizeCheck`.)"""
+    at fault; or ``None``.  ``vectors=False``: the vectors are made anew (re-embedding), so
+    only ids, metadata and documents are checked.  (The target's size limits: :class:`SizeCheck`.)"""
     if not records:
         return None
+
+    def check(batch: Sequence[Record]) -> None:
+        vecs = np.stack([np.asarray(r.vector, dtype=np.float32) for r in batch]) if vectors else None
+        validate_batch([r.id for r in batch], vecs, [r.metadata or {} for r in batch], [r.document for r in batch],
+                       dimension=dimension, metric=metric, require_vectors=vectors)
+
     try:
-        vectors = np.stack([np.asarray(r.vector, dtype=np.float32) for r in records])
-        validate_batch([r.id for r in records], vectors, [r.metadata or {} for r in records],
-                       [r.document for r in records], dimension=dimension, metric=metric)
+        check(records)
         return None
     except (InvalidRecordError, ValueError) as exc:
         for r in records:  # find the first record at fault, to name it
             try:
-                validate_batch([r.id], np.asarray(r.vector, dtype=np.float32).reshape(1, -1), [r.metadata or {}],
-                               [r.document], dimension=dimension, metric=metric)
+                check([r])
             except (InvalidRecordError, ValueError) as one:
                 reason = re.sub(r"^(metadatas|documents|vectors|ids)\[0\]", r"its \1", str(one))
                 return f"record {r.id!r} cannot be written to the target: {reason}"
@@ -221,12 +243,17 @@ def target_name(src_name: str, tgt: Side, caps: Capabilities) -> tuple[str, str 
 
 def make_plan(src: Side, tgt: Side, *, batch_size: int | None, max_request_bytes: int, resume: bool,
               restart: bool, into_existing: bool, verify: str,
-              checkpoint: str | None | bool) -> tuple[Plan, State, Checkpoint | None]:
-    """Look at both sides and decide; raise only when the source cannot be read at all."""
+              checkpoint: str | None | bool, reembed: Any = None) -> tuple[Plan, State, Checkpoint | None]:
+    """Look at both sides and decide; raise only when the source cannot be read at all.
+
+    ``reembed``: an Embedder whose vectors replace the source's (the target gets its dimension)."""
     if src.name is None:
         raise InvalidURLError(f"the source {src.display} names no collection: add '?collection=NAME' to its URL")
     source = src.collection
     dimension, metric, count = int(source.dimension), str(source.metric), int(source.count())
+    source_dimension = dimension
+    if reembed is not None:
+        dimension = int(reembed.dimension)
     given = tgt.given_collection
     client = getattr(given, "_client", None) if given is not None else tgt.client()
     caps = capabilities_of(client)
@@ -238,7 +265,8 @@ def make_plan(src: Side, tgt: Side, *, batch_size: int | None, max_request_bytes
         index = {}  # the target's default index
     plan = Plan(source=src.display, target=tgt.display, source_collection=source.name, target_collection=name,
                 dimension=dimension, metric=metric, source_count=count, index=index, mapped_from=mapped_from,
-                verify=verify, problems=problems, notes=notes, max_request_bytes=max_request_bytes)
+                verify=verify, problems=problems, notes=notes, max_request_bytes=max_request_bytes,
+                reembed=None if reembed is None else str(reembed.spec), source_dimension=source_dimension)
 
     # The target collection: absent (create it) or present (it must match).
     target = given
@@ -286,7 +314,7 @@ def make_plan(src: Side, tgt: Side, *, batch_size: int | None, max_request_bytes
         plan.batch_rule = (f"{budget / 2**20:g} MiB per request, {dimension} floats x {bpf} bytes "
                            f"plus ids, metadata and documents per record"
                            + (f", at most {caps.max_batch_rows:,} rows" if caps.max_batch_rows else ""))
-    why = check_records(sample, dimension, metric)
+    why = check_records(sample, dimension, metric, vectors=reembed is None)
     if why:
         problems.append(why)
     # Size limits are checked on every record, by the caller, once the plan holds (a scan).

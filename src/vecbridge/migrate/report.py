@@ -100,6 +100,10 @@ class Plan:
     max_request_bytes: int = 0
     checkpoint: str | None = None
     verify: str = "sample"
+    #: Re-embedding: the spec of the model that makes the target's vectors (the source's dimension
+    #: was ``source_dimension``).
+    reembed: str | None = None
+    source_dimension: int = 0
     #: The target's limits on a record's size, checked for every record before the first write.
     size_limits: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -130,6 +134,9 @@ class Plan:
         else:
             lines.append(f"action:     upsert {self.source_count:,} records into the existing collection, "
                          f"which holds {self.target_count:,}")
+        if self.reembed:
+            lines.append(f"vectors:    embedded again from the documents by {self.reembed} ({self.dimension} "
+                         f"dimensions; the source's have {self.source_dimension})")
         lines.append(f"batches:    {self.batch_size:,} records ({self.batch_rule})")
         if self.size_limits:
             lines.append(f"limits:     the target holds a record's {', '.join(self.size_limits)}: every record "

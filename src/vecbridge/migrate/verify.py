@@ -71,12 +71,19 @@ def _vector_difference(a: Any, b: Any) -> str | None:
             f"{float(va[i])!r} != {float(vb[i])!r}")
 
 
-def compare(src: Record, tgt: Record | None) -> list[Mismatch]:
-    """The differences between a source record and the target's record of the same id."""
+def compare(src: Record, tgt: Record | None, dimension: int | None = None) -> list[Mismatch]:
+    """The differences between a source record and the target's record of the same id.
+
+    ``dimension``: the target's vectors were made anew (a re-embedding migration), so only
+    their dimension is compared, not their values."""
     if tgt is None:
         return [Mismatch(src.id, "missing", "not in the target")]
     out = []
-    vec = _vector_difference(src.vector, tgt.vector)
+    if dimension is None:
+        vec = _vector_difference(src.vector, tgt.vector)
+    else:
+        got = None if tgt.vector is None else int(np.asarray(tgt.vector).size)
+        vec = None if got == dimension else f"the re-embedded vector has {got} dimensions, not {dimension}"
     if vec:
         out.append(Mismatch(src.id, "vector", vec))
     ma, mb = src.metadata or {}, tgt.metadata or {}
@@ -132,7 +139,8 @@ def _chunks(seq: Sequence[str], n: int) -> Iterable[Sequence[str]]:
 UNREAD = "unread"
 
 
-def _compare_ids(source: Any, target: Any, ids: Sequence[str], result: VerificationResult) -> None:
+def _compare_ids(source: Any, target: Any, ids: Sequence[str], result: VerificationResult,
+                 dimension: int | None = None) -> None:
     src = {r.id: r for r in source.get(ids=list(ids), include=ALL)}
     tgt = {r.id: r for r in target.get(ids=list(ids), include=ALL)}
     for id_ in ids:
@@ -143,14 +151,14 @@ def _compare_ids(source: Any, target: Any, ids: Sequence[str], result: Verificat
                                             "during verification, or the source cannot read its own ids back"))
             continue
         result.checked += 1
-        for m in compare(src[id_], tgt.get(id_)):
+        for m in compare(src[id_], tgt.get(id_), dimension):
             result.add(m)
 
 
 def verify_collections(source: Any, target: Any, mode: str, *, batch_size: int = 500,
                        sample_ids: Sequence[str] | None = None, sample_size: int = 1000,
                        allow_extra: bool = False, progress: Progress | None = None,
-                       seed: int | None = None) -> VerificationResult:
+                       seed: int | None = None, reembedded: int | None = None) -> VerificationResult:
     """Compare ``target`` with ``source`` in ``mode`` (``count``, ``sample`` or ``full``).
 
     Parameters
@@ -159,6 +167,9 @@ def verify_collections(source: Any, target: Any, mode: str, *, batch_size: int =
         For ``sample``: the ids to compare; drawn by an id-only scan of the source when ``None``.
     allow_extra
         The target held records before the copy (``--into-existing``): it may hold more than the source.
+    reembedded
+        The target's vectors were embedded again (``reembed=``) with this dimension: ids, metadata
+        and documents are compared, and each vector's dimension.
     """
     t0 = time.monotonic()
     result = VerificationResult(mode=mode)
@@ -181,7 +192,7 @@ def verify_collections(source: Any, target: Any, mode: str, *, batch_size: int =
         if progress is not None:
             progress.start("verify", len(sample_ids))
         for chunk in _chunks(list(sample_ids), batch_size):
-            _compare_ids(source, target, chunk, result)
+            _compare_ids(source, target, chunk, result, reembedded)
             step(len(chunk))
         wanted = min(sample_size, result.source_count)
         if len(sample_ids) < wanted:  # the source's scan gave fewer ids than it counts
@@ -201,7 +212,7 @@ def verify_collections(source: Any, target: Any, mode: str, *, batch_size: int =
                 found = {r.id: r for r in tgt_batch}
                 for rec in src_batch:
                     result.checked += 1
-                    for m in compare(rec, found.get(rec.id)):
+                    for m in compare(rec, found.get(rec.id), reembedded):
                         result.add(m)
                 step(len(src_batch))
         if result.checked != result.source_count:
