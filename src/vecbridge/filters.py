@@ -16,6 +16,7 @@ A ``where`` is Mongo-style::
 * range operators take numbers only and match only numbers (never bools);
 * ``$eq``/``$ne``/``$in``/``$nin`` compare a scalar field; a list field equals no
   scalar (use ``$contains``, which is true when a list field holds the value);
+* ``$exists`` takes ``true`` (the key is present, whatever its value) or ``false`` (absent);
 * ``$not`` negates its filter as a whole.
 """
 
@@ -48,7 +49,7 @@ __all__ = [
     "values_equal",
 ]
 
-COMPARISONS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$contains")
+COMPARISONS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$contains", "$exists")
 RANGE_OPS = ("$gt", "$gte", "$lt", "$lte")
 LOGIC = ("$and", "$or", "$not")
 
@@ -125,6 +126,9 @@ def _parse_ops(key: str, spec: Any, path: str) -> list[Node]:
             if not _is_number(value):
                 raise InvalidFilterError(f"{where}: {op} takes a number, got {type(value).__name__} {value!r}")
             _check_scalar(value, where)
+        elif op == "$exists":
+            if not isinstance(value, bool):
+                raise InvalidFilterError(f"{where}: $exists takes true or false, got {type(value).__name__} {value!r}")
         elif op in ("$in", "$nin"):
             if not isinstance(value, (list, tuple)) or not value:
                 raise InvalidFilterError(f"{where}: {op} takes a non-empty list of values, got {value!r}")
@@ -189,6 +193,8 @@ def values_equal(stored: Any, value: Any) -> bool:
 
 def _cmp(node: Cmp, metadata: Mapping[str, Any]) -> bool:
     op = node.op
+    if op == "$exists":
+        return (node.key in metadata) is node.value
     if node.key not in metadata:
         return op in ("$ne", "$nin")
     stored = metadata[node.key]
