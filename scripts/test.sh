@@ -10,5 +10,12 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
+# The embedding tests run the real all-MiniLM-L6-v2 model on the CPU: take torch's CPU build
+# (on these machines a local file; a plain `torch` would pull a CUDA build of several GB).
+if [ "$(uname -m)" = "x86_64" ] && ! .venv/bin/python -c "import torch" 2>/dev/null; then
+    .venv/bin/python -m pip install -q "torch==2.13.0" || .venv/bin/python -m pip install -q torch \
+        --index-url https://download.pytorch.org/whl/cpu
+fi
 .venv/bin/python -m pip install -q -e ".[all,test]"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 exec .venv/bin/python -m pytest "$@"
