@@ -33,7 +33,7 @@ from .errors import (
 )
 from .protocol import Client, Collection
 from .registry import register_backend
-from .types import METRICS, Hit, Metric, Record
+from .types import METRICS, Hit, Metric, Partition, Record
 from .url import URL
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ __all__ = [
     "InvalidURLError",
     "InvalidVectorError",
     "Metric",
+    "Partition",
     "Record",
     "RecordNotFoundError",
     "UnsupportedFeatureError",

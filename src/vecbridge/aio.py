@@ -29,7 +29,7 @@ from typing import Any
 from .base import BaseClient, BaseCollection
 from .flows import Flow
 from .locks import AsyncSharedExclusiveLock
-from .types import Hit, Record
+from .types import Hit, Partition, Record
 from .url import URL
 
 __all__ = ["AsyncClient", "AsyncCollection", "connect", "open_collection"]
@@ -158,16 +158,21 @@ class AsyncCollection:
     async def peek(self, n: int = 10) -> list[Record]:
         return await self.get(limit=n, include=["vector", "metadata", "document"])
 
-    def scan(self, batch_size: int = 1000, include: Sequence[str] | None = None) -> AsyncIterator[list[Record]]:
+    def scan(self, batch_size: int = 1000, include: Sequence[str] | None = None, *,
+             partition: Partition | None = None) -> AsyncIterator[list[Record]]:
         """Every record exactly once, in batches: ``async for batch in coll.scan()``."""
         size, inc = self._sync._scan_args(batch_size, include)
-        native = getattr(self._hooks, "_scan", None) if self._hooks is not None else None
+        native = getattr(self._hooks, "_scan", None) if self._hooks is not None and partition is None else None
         if native is not None:
             return native(size, inc)  # type: ignore[no-any-return]
-        return self._offloaded_scan(size, inc)
+        return self._offloaded_scan(size, inc, partition)
 
-    async def _offloaded_scan(self, size: int, inc: frozenset[str]) -> AsyncIterator[list[Record]]:
-        it = await self._client._offload(lambda: iter(self._sync.scan(size, list(inc))))
+    async def partitions(self, n: int) -> list[Partition]:
+        return await self._client._offload(self._sync.partitions, n)  # type: ignore[no-any-return]
+
+    async def _offloaded_scan(self, size: int, inc: frozenset[str], partition: Partition | None
+                              ) -> AsyncIterator[list[Record]]:
+        it = await self._client._offload(lambda: iter(self._sync.scan(size, list(inc), partition=partition)))
         done = object()
         try:
             while True:

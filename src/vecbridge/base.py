@@ -27,6 +27,7 @@ import json
 import os
 import socket
 import threading
+import zlib
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -45,10 +46,10 @@ from .errors import (
     UnsupportedFeatureError,
     VecbridgeError,
 )
-from .flows import CollectionFlows, RawHit, run
+from .flows import CollectionFlows, RawHit, check_count, run
 from .locks import SharedExclusiveLock, collection_lock
 from .options import Option, parse_options
-from .types import INCLUDE_ALL, Hit, Record
+from .types import INCLUDE_ALL, Hit, Partition, Record
 from .url import URL, redact
 from .validation import (
     Batch,
@@ -118,6 +119,11 @@ CONFIG_KEYS = ("dimension", "metric", "index", "layout")
 
 
 _WRITE_HOOKS = frozenset({"_add", "_update", "_upsert", "_delete"})
+
+
+def id_hash(id_: str) -> int:
+    """A hash of an id that is the same in every process and on every machine (``hash`` is not)."""
+    return zlib.crc32(id_.encode("utf-8"))
 
 
 class BaseCollection(CollectionFlows):
@@ -195,10 +201,31 @@ class BaseCollection(CollectionFlows):
     def count(self, where: Any = None) -> int:
         return run(self, self._flow_count(where))  # type: ignore[no-any-return]
 
-    def scan(self, batch_size: int = 1000, include: Sequence[str] | None = None) -> Iterator[list[Record]]:
-        args = self._scan_args(batch_size, include)
+    def scan(self, batch_size: int = 1000, include: Sequence[str] | None = None, *,
+             partition: Partition | None = None) -> Iterator[list[Record]]:
+        size, inc = self._scan_args(batch_size, include)
         self._client._check_open()
-        return self._scan(*args)
+        if partition is None:
+            return self._scan(size, inc)
+        return self._scan_partition(size, inc, self._check_partition(partition))
+
+    def partitions(self, n: int) -> list[Partition]:
+        """At most ``n`` partitions that together hold every record exactly once (fewer when the
+        collection is small); each is read with ``scan(partition=p)``."""
+        count = check_count(n, "n", 1)
+        assert count is not None
+        self._client._check_open()
+        return self._partitions(count)
+
+    def _check_partition(self, partition: Partition) -> Partition:
+        if isinstance(partition, str):
+            partition = Partition.from_json(partition)
+        if not isinstance(partition, Partition):
+            raise TypeError(f"partition must be a Partition (from collection.partitions(n)), not "
+                            f"{type(partition).__name__}")
+        if partition.collection != self.name:
+            raise ValueError(f"the partition belongs to the collection {partition.collection!r}, not {self.name!r}")
+        return partition
 
     def peek(self, n: int = 10) -> list[Record]:
         return self.get(limit=n, include=INCLUDE_ALL)
@@ -312,6 +339,25 @@ class BaseCollection(CollectionFlows):
         backend that can search exactly inside the database overrides this and sets
         ``exact_scores``."""
         return run(self, self._flow_default_exact_query(vectors, k, where, include))  # type: ignore[no-any-return]
+
+    def _partitions(self, n: int) -> list[Partition]:
+        """The default split: by a stable hash of the id (every partition's scan reads the whole
+        collection and keeps its share).  A backend with keys splits by key ranges instead."""
+        return [Partition(self.name, i, n, "hash") for i in range(n)]
+
+    def _scan_partition(self, batch_size: int, include: frozenset[str], partition: Partition
+                        ) -> Iterator[list[Record]]:
+        """One partition's records in batches; the default serves ``hash`` partitions."""
+        if partition.kind != "hash":
+            raise ValueError(f"the {self.backend} backend did not make this {partition.kind!r} partition")
+        out: list[Record] = []
+        for batch in self._scan(max(batch_size, 1000), include):
+            out += [r for r in batch if id_hash(r.id) % partition.count == partition.index]
+            while len(out) >= batch_size:
+                yield out[:batch_size]
+                out = out[batch_size:]
+        if out:
+            yield out
 
     def _embed_documents(self, texts: list[str]) -> np.ndarray:
         return self.embedder.embed_documents(texts)  # type: ignore[no-any-return]

@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .types import Hit, Record
+from .types import Hit, Partition, Record
 
 __all__ = ["Client", "Collection"]
 
@@ -63,8 +63,13 @@ class Collection(Protocol):
     def count(self, where: Where = None) -> int:
         """The exact number of records (matching ``where``)."""
 
-    def scan(self, batch_size: int = 1000, include: Sequence[str] | None = None) -> Iterator[list[Record]]:
-        """Every record exactly once, in batches; memory is bounded by the batch."""
+    def scan(self, batch_size: int = 1000, include: Sequence[str] | None = None, *,
+             partition: Partition | None = None) -> Iterator[list[Record]]:
+        """Every record exactly once, in batches; memory is bounded by the batch.  With
+        ``partition`` (from :meth:`partitions`), that partition's records only."""
+
+    def partitions(self, n: int) -> list[Partition]:
+        """At most ``n`` JSON-serialisable partitions that together hold every record exactly once."""
 
     def peek(self, n: int = 10) -> list[Record]:
         """The first ``n`` records."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Union
 
 import numpy as np
 
-__all__ = ["INCLUDE_ALL", "METRICS", "Hit", "Include", "MetadataValue", "Metric", "Record"]
+__all__ = ["INCLUDE_ALL", "METRICS", "Hit", "Include", "MetadataValue", "Metric", "Partition", "Record"]
 
 Metric = Literal["cosine", "l2", "ip"]
 #: The metric names of the contract.
@@ -65,3 +66,34 @@ class Hit:
     metadata: dict[str, Any] | None = None
     document: str | None = None
     vector: np.ndarray | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One part of a collection (``collection.partitions(n)``), read by ``scan(partition=p)``.
+
+    ``kind`` says how the backend split it: ``range`` (keys from ``lower``, inclusive, to
+    ``upper``, exclusive; ``None`` is open), ``offset`` (positions ``lower`` to ``upper`` of a
+    stable order) or ``hash`` (the records whose id hashes to ``index`` modulo ``count``).
+    Together the ``count`` partitions of one call hold every record exactly once.  A partition
+    pickles and turns into JSON and back, so that another process or machine can read it.
+    """
+
+    collection: str
+    index: int
+    count: int
+    kind: str
+    lower: Any = None
+    upper: Any = None
+    #: The backend's own details (a key field's name, a Milvus partition, …), JSON values only.
+    extra: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Partition:
+        data = json.loads(text)
+        if not isinstance(data, dict) or {"collection", "index", "count", "kind"} - set(data):
+            raise ValueError(f"not a vecbridge partition: {text[:200]!r}")
+        return cls(**data)
