@@ -19,7 +19,7 @@ import pytest
 
 import engines
 from vecbridge.testing import BackendUnderTest
-
+from vecbridge.testing.plugin import declare_backends
 
 
 @contextlib.contextmanager
@@ -83,6 +83,11 @@ def _selected() -> list[str]:
             continue  # that backend is not written yet
         names.append(name)
     return names
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # every form, selected or not: a gap marker naming another form is no typo
+    declare_backends(config, [*BACKENDS, "qdrant-server"])
 
 
 _running: dict[str, tuple[contextlib.ExitStack, str]] = {}

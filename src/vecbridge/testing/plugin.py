@@ -3,13 +3,18 @@
 A test marked ``@pytest.mark.notimpl(["chroma"], reason=...)`` (a gap that could be
 closed) or ``@pytest.mark.never([...], reason=...)`` (one that cannot) is a strict
 xfail on those backends: when the gap closes, the test fails until the mark goes.
-Backends are named ``family`` (all forms) or ``family-form``.
+Backends are named ``family`` (all forms) or ``family-form``.  A name that is no
+configured backend (a typo such as ``qdrnt``) stops the run with a usage error, in a
+marker as in the suite's gap tables (:mod:`.gaps`): a misspelt gap would otherwise
+turn into a silent failure or, worse, a silent pass.  The known names are those that
+the conftest declares with :func:`declare_backends` (all forms it can run, selected or
+not) plus those of the backends under test.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -24,6 +29,57 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "never(backends, reason): a gap that cannot be closed (strict xfail)")
 
 
+_KNOWN = pytest.StashKey[set[str]]()
+
+
+def declare_backends(config: pytest.Config, names: Iterable[str]) -> None:
+    """Declare every backend form the conftest can run (``family-form``), selected or not."""
+    known = config.stash.setdefault(_KNOWN, set())
+    for name in names:
+        known.update({name, name.split("-", 1)[0]})
+
+
+def known_backends(config: pytest.Config, items: Iterable[pytest.Item] = ()) -> set[str]:
+    """The declared forms and their families, plus those of the backends under test."""
+    known = set(config.stash.get(_KNOWN, set()))
+    for item in items:
+        backend = _backend_of(item)
+        if backend is not None:
+            known.update({backend.name, backend.family})
+    return known
+
+
+def _mark_backends(mark: pytest.Mark) -> list[str]:
+    names = mark.args[0] if mark.args else mark.kwargs.get("backends", [])
+    return [names] if isinstance(names, str) else list(names)
+
+
+def check_names(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Raise :class:`pytest.UsageError` for a marker or gap-table entry naming an unknown backend."""
+    known = known_backends(config, items)
+    if not known:
+        return  # no backend configured at all: nothing runs, nothing to check against
+    bad: dict[str, set[str]] = {}
+    for item in items:
+        for kind in ("notimpl", "never"):
+            for mark in item.iter_markers(kind):
+                if not mark.kwargs.get("reason"):
+                    raise pytest.UsageError(f"{item.nodeid}: a {kind} marker needs reason=...")
+                for name in _mark_backends(mark):
+                    if name not in known:
+                        bad.setdefault(name, set()).add(f"{kind} on {item.nodeid}")
+    from .gaps import all_gaps
+
+    for gap in all_gaps():
+        for name in gap.backends:
+            if name not in known:
+                bad.setdefault(name, set()).add(f"the gap table entry {gap.feature!r}")
+    if bad:
+        lines = [f"{name!r} (in {', '.join(sorted(where)[:3])})" for name, where in sorted(bad.items())]
+        raise pytest.UsageError("vecbridge.testing: unknown backend name " + "; ".join(lines)
+                                + f". Known backends: {', '.join(sorted(known))}")
+
+
 def _backend_of(item: pytest.Item) -> BackendUnderTest | None:
     callspec = getattr(item, "callspec", None)
     if callspec is None:
@@ -33,13 +89,14 @@ def _backend_of(item: pytest.Item) -> BackendUnderTest | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    check_names(config, items)
     for item in items:
         backend = _backend_of(item)
         if backend is None:
             continue
         for name in ("notimpl", "never"):
             for mark in item.iter_markers(name):
-                names = mark.args[0] if mark.args else mark.kwargs.get("backends", [])
+                names = _mark_backends(mark)
                 if backend.family in names or backend.name in names:
                     reason = mark.kwargs.get("reason", name)
                     raises = mark.kwargs.get("raises")
@@ -104,7 +161,7 @@ def shared_collection(vb_backend: BackendUnderTest) -> Iterator[Callable[[str], 
     def get(metric: str) -> tuple[Any, Dataset]:
         if metric not in made:
             ds = make_dataset()
-            coll = client.create_collection(unique_name("vbs"), 16, metric, exact_index(client))
+            coll = client.create_collection(unique_name("vbs"), 16, metric, exact_index(vb_backend))
             coll.add(ds.ids, ds.vectors, ds.metadatas, ds.documents)
             made[metric] = (coll, ds)
         return made[metric]

@@ -5,3 +5,4 @@ from .test_errors import *
 from .test_filters import *
 from .test_query import *
 from .test_records import *
+from .test_reliability import *

@@ -7,7 +7,7 @@ import pytest
 import vecbridge
 from vecbridge import errors
 
-from ._helpers import exact_index
+from .gaps import INDEX_GAPS, has_index
 from .plugin import unique_name
 
 
@@ -80,15 +80,25 @@ def test_bad_dimension_and_metric(vb_client):
         vb_client.create_collection(unique_name(), 3, metric="hamming")
 
 
-def test_index_choices(vb_client, make_collection):
-    for spec in [None, exact_index(vb_client), {"type": "hnsw", "m": 8, "ef_construction": 64, "ef_search": 40}]:
-        if spec and spec["type"] not in vb_client.capabilities.index_types:
-            with pytest.raises(errors.UnsupportedFeatureError):
-                make_collection(dimension=4, index=spec)
-            continue
-        coll = make_collection(dimension=4, index=spec)
-        coll.add(["a"], [[1.0, 2.0, 3.0, 4.0]])
-        assert [h.id for h in coll.query([1.0, 2.0, 3.0, 4.0], k=1)] == ["a"]
+_INDEX_SPECS = {"flat": {"type": "flat"}, "hnsw": {"type": "hnsw", "m": 8, "ef_construction": 64, "ef_search": 40}}
+
+
+@pytest.mark.parametrize("index_type", [None, *INDEX_GAPS])
+def test_index_choices(vb_backend, vb_client, make_collection, index_type):
+    """Every backend accepts the default index and each type of the suite's table, unless the
+    table (not the backend's own declaration) says it lacks that type: then it refuses it."""
+    spec = None if index_type is None else _INDEX_SPECS[index_type]
+    if index_type is not None and not has_index(vb_backend.name, index_type):
+        with pytest.raises(errors.UnsupportedFeatureError):
+            make_collection(dimension=4, index=spec)
+        return
+    coll = make_collection(dimension=4, index=spec)
+    coll.add(["a", "b"], [[1.0, 2.0, 3.0, 4.0], [-1.0, 0.5, 0.0, 2.0]])
+    assert [h.id for h in coll.query([1.0, 2.0, 3.0, 4.0], k=2)] == ["a", "b"]
+    assert vb_client.get_collection(coll.name).count() == 2
+
+
+def test_unknown_index_type_refused(make_collection):
     with pytest.raises(errors.UnsupportedFeatureError):
         make_collection(dimension=4, index={"type": "lsh"})
 

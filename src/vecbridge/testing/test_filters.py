@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from vecbridge import errors, filters
 
 from .data import GENRES, make_dataset
+from .gaps import filter_gap
 
 CASES: list[dict[str, Any]] = [
     {"genre": "jazz"},
@@ -138,15 +139,27 @@ _filter = st.recursive(
 )
 
 
+def refused_as_allowed(backend: str, where: Any, exc: errors.UnsupportedFilterError) -> None:
+    """A refusal passes only where the suite's gap table (:mod:`.gaps`) allows it for this
+    backend and filter; anything else fails, so that a backend refusing every filter fails."""
+    gap = filter_gap(backend, where)
+    if gap is None:
+        pytest.fail(f"{backend} refused {where!r} ({exc}), and no entry of vecbridge.testing.gaps "
+                    "allows that backend to refuse it")
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(where=_filter)
-def test_generated_filters_match_reference(filter_collection, where):
+def test_generated_filters_match_reference(vb_backend, filter_collection, where):
     coll, ds = filter_collection
     want = _expected(ds, where)
     try:
         got = coll.count(where)
-    except errors.UnsupportedFilterError:
-        return  # a clear refusal is allowed; a different answer is not
+    except errors.UnsupportedFilterError as exc:
+        refused_as_allowed(vb_backend.name, where, exc)
+        with pytest.raises(errors.UnsupportedFilterError):  # refused the same way by every read
+            coll.query(ds.vectors[1], k=len(ds), where=where, include=[])
+        return
     assert got == len(want), where
     hits = coll.query(ds.vectors[1], k=len(ds), where=where, include=[])
     assert {h.id for h in hits} == want, where

@@ -67,8 +67,8 @@ def test_self_query_scores(shared_collection, metric):
         assert abs(hits[0].score - float(ds.vectors[best] @ v)) <= 1e-3
 
 
-def test_k_larger_than_collection(make_collection, vb_client):
-    coll, ds = filled(make_collection, vb_client, n=12)
+def test_k_larger_than_collection(make_collection, vb_backend):
+    coll, ds = filled(make_collection, vb_backend, n=12)
     hits = coll.query(ds.vectors[0], k=50)
     assert sorted(h.id for h in hits) == sorted(ds.ids)
 
@@ -107,8 +107,8 @@ def test_query_include(shared_collection):
     assert default.metadata == ds.metadatas[3] and default.vector is None
 
 
-def test_query_after_updates_and_deletes(make_collection, vb_client):
-    coll, ds = filled(make_collection, vb_client, metric="l2", n=50)
+def test_query_after_updates_and_deletes(make_collection, vb_backend):
+    coll, ds = filled(make_collection, vb_backend, metric="l2", n=50)
     coll.delete(ds.ids[:10])
     moved = ds.vectors[20] + 100
     coll.upsert([ds.ids[20]], [moved])

@@ -26,8 +26,8 @@ ODD_METADATA = [
 ]
 
 
-def test_add_get_roundtrip(make_collection, vb_client):
-    coll, ds = filled(make_collection, vb_client)
+def test_add_get_roundtrip(make_collection, vb_backend):
+    coll, ds = filled(make_collection, vb_backend)
     assert coll.count() == len(ds)
     got = coll.get(ds.ids, include=ALL)
     assert [r.id for r in got] == ds.ids
@@ -132,8 +132,8 @@ def test_update_missing_writes_nothing(make_collection):
     assert coll.count() == 1
 
 
-def test_get_by_ids_order_and_unknown(make_collection, vb_client):
-    coll, ds = filled(make_collection, vb_client, n=30)
+def test_get_by_ids_order_and_unknown(make_collection, vb_backend):
+    coll, ds = filled(make_collection, vb_backend, n=30)
     want = [ds.ids[5], "nope", ds.ids[2], ds.ids[17], "missing-too"]
     assert [r.id for r in coll.get(want)] == [ds.ids[5], ds.ids[2], ds.ids[17]]
     assert coll.get([]) == []
@@ -141,8 +141,8 @@ def test_get_by_ids_order_and_unknown(make_collection, vb_client):
     assert recs[0].vector is None and recs[0].metadata is None and recs[0].document is None
 
 
-def test_get_pages_cover_everything_once(make_collection, vb_client):
-    coll, ds = filled(make_collection, vb_client, n=53)
+def test_get_pages_cover_everything_once(make_collection, vb_backend):
+    coll, ds = filled(make_collection, vb_backend, n=53)
     seen: list[str] = []
     for offset in range(0, 60, 10):
         seen += [r.id for r in coll.get(limit=10, offset=offset, include=[])]
@@ -154,8 +154,8 @@ def test_get_pages_cover_everything_once(make_collection, vb_client):
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 1000])
-def test_scan_yields_every_record_once(make_collection, vb_client, batch_size):
-    coll, ds = filled(make_collection, vb_client, n=45)
+def test_scan_yields_every_record_once(make_collection, vb_backend, batch_size):
+    coll, ds = filled(make_collection, vb_backend, n=45)
     batches = list(coll.scan(batch_size=batch_size))
     assert all(0 < len(b) <= batch_size for b in batches)
     got = {r.id: r for b in batches for r in b}
@@ -166,8 +166,8 @@ def test_scan_yields_every_record_once(make_collection, vb_client, batch_size):
         assert got[id_].document == ds.documents[i]
 
 
-def test_delete_by_ids_where_and_both(make_collection, vb_client):
-    coll, ds = filled(make_collection, vb_client, n=60)
+def test_delete_by_ids_where_and_both(make_collection, vb_backend):
+    coll, ds = filled(make_collection, vb_backend, n=60)
     coll.delete(ids=ds.ids[:5] + ["never-there"])
     assert coll.count() == 55
     assert coll.get(ds.ids[:5]) == []
