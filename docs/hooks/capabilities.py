@@ -1,10 +1,12 @@
 """MkDocs hook: the parts of the docs that are read from the source, so they cannot drift.
 
 * The capability matrix: every ``notimpl`` / ``never`` marker of the conformance suite
-  (``src/vecbridge/testing/test_*.py``), read with :mod:`ast` (nothing is imported),
-  one row per marked test, one column per backend family of ``BACKENDS`` in
-  ``tests/conformance/conftest.py``.
-* On each backend page: that backend's gaps, its index types and its client docstring.
+  (``src/vecbridge/testing/test_*.py``), read with :mod:`ast`, and every entry of the
+  suite's gap tables (``src/vecbridge/testing/gaps.py``, imported: the tables the tests
+  decide with), one row per marked test or table entry, one column per backend family
+  of ``BACKENDS`` in ``tests/conformance/conftest.py``.
+* On each backend page: that backend's gaps, its declared index types and options
+  (imported from its client class, see ``declared.py``) and its client docstring.
 
 A page asks for them with HTML comments, replaced at build time::
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import html
+import importlib.util
 import logging
 import os
 import re
@@ -33,6 +36,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 log = logging.getLogger("mkdocs.hooks.capabilities")
@@ -41,6 +45,7 @@ KINDS = ("notimpl", "never")
 ROOT = Path(__file__).resolve().parents[2]
 TESTING_DIR = Path("src/vecbridge/testing")
 CONFTEST = Path("tests/conformance/conftest.py")
+GAPS_MODULE = TESTING_DIR / "gaps.py"
 BACKENDS_DIR = Path("src/vecbridge/backends")
 
 _PLACEHOLDER = re.compile(
@@ -62,9 +67,12 @@ class Gap:
     reason: str
     raises: str | None = None
     line: int = 0
+    used_by: tuple[str, ...] = ()  # a gap-table entry: the tests that decide with it
 
     @property
     def label(self) -> str:
+        if self.module == "gaps":
+            return f"gaps.py: {self.test}"
         if self.test == "*":
             return f"{self.module}.py (every test)"
         return f"{self.module}.py::{self.test}"
@@ -244,8 +252,32 @@ class _Reader:
         return out
 
 
+def _load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def table_gaps(root: Path = ROOT) -> list[Gap]:
+    """The entries of the suite's gap tables (``gaps.py``), which the tests decide with."""
+    path = root / GAPS_MODULE
+    if not path.is_file():
+        return []
+    module = _load(path, "vecbridge_docs_suite_gaps")
+    return [Gap("gaps", g.feature, g.kind, tuple(g.backends), " ".join(g.reason.split()), used_by=tuple(g.tests))
+            for g in module.all_gaps()]
+
+
+def declared() -> ModuleType:
+    """The sibling hook that reads the backends' declarations (their classes are imported)."""
+    return _load(Path(__file__).with_name("declared.py"), "vecbridge_docs_declared")
+
+
 def collect(root: Path = ROOT) -> Suite:
-    """Read the suite's markers and the configured backends under ``root``."""
+    """Read the suite's markers and gap tables and the configured backends under ``root``."""
     gaps: list[Gap] = []
     warnings: list[str] = []
     tests = 0
@@ -255,12 +287,13 @@ def collect(root: Path = ROOT) -> Suite:
         gaps += reader.gaps
         tests += reader.tests
         warnings += reader.unread()
+    gaps += table_gaps(root)
     forms, modules = backend_forms(root / CONFTEST)
     known = set(forms) | {f for names in forms.values() for f in names}
     for g in gaps:
         for b in g.backends:
             if b not in known:
-                warnings.append(f"{g.module}.py:{g.line}: {g.kind} names {b!r}, which is no backend of "
+                warnings.append(f"{g.module}.py:{g.line or g.test}: {g.kind} names {b!r}, which is no backend of "
                                 f"{CONFTEST} (known: {', '.join(sorted(known))})")
     return Suite(gaps, tests, forms, modules, warnings, root)
 
@@ -304,7 +337,8 @@ def _describe(g: Gap, family: str) -> str:
     forms = [n for n in names if n != family]
     scope = f" ({', '.join(forms)})" if forms and family not in names else ""
     raises = f", raises `{g.raises}`" if g.raises else ""
-    return f"**{g.kind}**{scope}{raises}: {g.reason or 'no reason given'}"
+    used = f" (decides {', '.join(f'`{t}`' for t in g.used_by)})" if g.used_by else ""
+    return f"**{g.kind}**{scope}{raises}: {g.reason or 'no reason given'}{used}"
 
 
 def render_matrix(suite: Suite) -> str:
@@ -316,14 +350,16 @@ def render_matrix(suite: Suite) -> str:
         n_nv = len({g.label for g in suite.gaps if g.kind == "never" and g.applies_to(f)})
         out.append(f"| {f} | {', '.join(f'`{x}`' for x in suite.forms[f])} | {n_ni} | {n_nv} |")
     out.append("")
-    marked = len({g.label for g in suite.gaps})
+    marked = len({g.label for g in suite.gaps if g.module != "gaps"})
+    tabled = len({g.label for g in suite.gaps if g.module == "gaps"})
     out.append(f"The suite has {suite.tests} test functions, most of them parametrised; {marked} tests "
-               f"or parameter sets carry a gap marker.")
+               f"or parameter sets carry a gap marker, and its gap table (`vecbridge.testing.gaps`) has "
+               f"{tabled} entries that tests decide with.")
     out.append("")
     if not suite.gaps:
         out.append('!!! success "No gaps"')
-        out.append("    No test of the conformance suite is marked `notimpl` or `never`: "
-                   "every test passes on every backend listed above.")
+        out.append("    No test of the conformance suite is marked `notimpl` or `never` and its gap table "
+                   "is empty: every test passes on every backend listed above.")
         return "\n".join(out) + "\n"
     rows: dict[str, list[Gap]] = {}
     for g in suite.gaps:
@@ -353,7 +389,8 @@ def render_gaps(suite: Suite, family: str) -> str:
                 f"(`src/vecbridge/backends/{module}/` does not exist); the suite will run it as {forms}.\n")
     if not gaps:
         return (f"The conformance suite marks no gap for `{family}`: every test passes on {forms}.\n")
-    lines = [f"Forms tested: {forms}. Each line is a test that is a strict expected failure here:", ""]
+    lines = [f"Forms tested: {forms}. Each line is a test marked as a strict expected failure here, or an "
+             "entry of the suite's gap table (`vecbridge.testing.gaps`) that tests decide with:", ""]
     for g in gaps:
         lines.append(f"- `{g.label}` — {_describe(g, family)}")
     return "\n".join(lines) + "\n"
@@ -374,83 +411,22 @@ def render_backend(suite: Suite, family: str) -> str:
     if not folder.is_dir():
         return (f'!!! warning "Not written yet"\n    `src/vecbridge/backends/{module}/` does not exist in this '
                 "build; this page describes the contract the backend will honour.\n")
-    index_types = _inherited(suite, folder, "index_types", "Client", "BaseClient")
+    dec = declared()
+    index_types = dec.client_class(family, suite.root).capabilities_declared.index_types
     doc = None
     for path in [folder / "client.py", folder / "__init__.py"]:
         if path.is_file():
             doc = doc or ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
-    out = []
-    if isinstance(index_types, (list, tuple)):
-        out.append("Index types (`index={\"type\": …}`): " + ", ".join(f"`{t}`" for t in index_types)
-                   + "; any other type raises `UnsupportedFeatureError`.")
-        out.append("")
+    out = ["Index types (`index={\"type\": …}`) it declares: " + ", ".join(f"`{t}`" for t in index_types)
+           + "; any other type raises `UnsupportedFeatureError`.", "",
+           "Its options (declared by its client class; see also [URLs](../urls.md)):", "",
+           dec.render_options(family, suite.root)]
     if doc:
         out.append(f"From the source (the docstring of `vecbridge.backends.{module}.client`):")
         out.append("")
         out.append("```text")
         out += _docstring_text(doc).splitlines()
         out.append("```")
-    return "\n".join(out) + "\n"
-
-
-_KIND_TEXT = {
-    ("distance", "l2"): "‖q − v‖", ("distance", "ip"): "−(q · v)", ("distance", "cosine"): "1 − cos",
-    ("squared_l2", "l2"): "‖q − v‖² (squared)",
-    ("similarity", "ip"): "q · v", ("similarity", "cosine"): "cos",
-    ("one_minus_similarity", "ip"): "1 − q · v", ("one_minus_similarity", "cosine"): "1 − cos",
-    ("neg_similarity", "ip"): "−(q · v)", ("neg_similarity", "cosine"): "−cos",
-}
-
-
-_MISSING = object()
-
-
-def _class_attr(folder: Path, name: str, class_suffix: str) -> Any:
-    """A literal class attribute ``name`` of the first class ending in ``class_suffix`` under ``folder``.
-
-    ``_MISSING`` when there is no such class; ``None`` when the class does not set
-    ``name`` (it inherits it) or sets it to something that is not a literal.
-    """
-    for path in sorted(folder.glob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ClassDef) and node.name.endswith(class_suffix):
-                for item in node.body:
-                    value: ast.expr | None = None
-                    if isinstance(item, ast.Assign):
-                        targets, value = item.targets, item.value
-                    elif isinstance(item, ast.AnnAssign):
-                        targets, value = [item.target], item.value
-                    else:
-                        continue
-                    if value is not None and any(isinstance(t, ast.Name) and t.id == name for t in targets):
-                        try:
-                            return ast.literal_eval(value)
-                        except ValueError:
-                            return None
-                return None
-    return _MISSING
-
-
-def _inherited(suite: Suite, folder: Path, name: str, suffix: str, base: str) -> Any:
-    """The class attribute, or the base class's default when the backend's class does not set it."""
-    value = _class_attr(folder, name, suffix) if folder.is_dir() else _MISSING
-    if value is None:
-        value = _class_attr(suite.root / "src/vecbridge", name, base)
-    return None if value is _MISSING else value
-
-
-def render_native_scores(suite: Suite) -> str:
-    """Per backend and metric, the number its engine returns (``native_scores`` of its collection class)."""
-    out = ["| backend | l2 | ip | cosine |", "|---|---|---|---|"]
-    for family in suite.families:
-        folder = suite.root / BACKENDS_DIR / suite.modules.get(family, family)
-        kinds = _inherited(suite, folder, "native_scores", "Collection", "BaseCollection")
-        if not isinstance(kinds, dict):
-            out.append(f"| {family} | not in this build | | |")
-            continue
-        cells = [_cell(_KIND_TEXT.get((str(kinds.get(m)), m), str(kinds.get(m, "?")))) for m in ("l2", "ip", "cosine")]
-        out.append(f"| {family} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
 
@@ -479,7 +455,8 @@ def render(markdown: str, suite: Suite) -> str:
         if what == "capabilities":
             return render_matrix(suite)
         if what == "native-scores":
-            return render_native_scores(suite)
+            return declared().render_native_scores([f for f in suite.families if (
+                suite.root / BACKENDS_DIR / suite.modules.get(f, f)).is_dir()], suite.root)
         if what == "forms":
             return render_forms(suite)
         if not arg:

@@ -20,7 +20,7 @@ from typing import Any
 
 from vecbridge import filters
 
-__all__ = ["FILTER_GAPS", "INDEX_GAPS", "TableGap", "all_gaps", "filter_gap", "has_index", "names_in_tables"]
+__all__ = ["FILTER_GAPS", "INDEX_GAPS", "TableGap", "add_gap", "all_gaps", "filter_gap", "has_index", "names_in_tables"]
 
 KINDS = ("notimpl", "never")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -109,6 +109,18 @@ def filter_gap(backend: str, where: Any) -> TableGap | None:
             if any(gap.number(x) for x in _numbers(where) if not (isinstance(x, float) and math.isnan(x))):
                 return gap
     return None
+
+
+def add_gap(gap: TableGap, index_type: str | None = None) -> None:
+    """Add an entry (a third-party backend's, from its conftest): an index type it lacks
+    (``index_type``), or numbers in filters it may refuse (``gap.number``)."""
+    global FILTER_GAPS
+    if index_type is not None:
+        INDEX_GAPS[index_type] = (*INDEX_GAPS.get(index_type, ()), gap)
+    elif gap.number is not None:
+        FILTER_GAPS = (*FILTER_GAPS, gap)
+    else:
+        raise ValueError(f"{gap.feature}: give index_type=, or a number= predicate for a filter gap")
 
 
 def all_gaps() -> list[TableGap]:
