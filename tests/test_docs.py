@@ -61,6 +61,13 @@ def test_mkdocs_build_strict(tmp_path: Path, conformance_families: set[str]) -> 
         assert "<!-- vecbridge:" not in html.read_text(encoding="utf-8"), \
             f"{html.relative_to(site)} still holds a placeholder"
     assert not (site / "hooks").exists(), "the hook's source was published with the site"
+    urls = (site / "urls" / "index.html").read_text(encoding="utf-8")
+    declared = _load(ROOT / "docs" / "hooks" / "declared.py", "vecbridge_docs_declared_test")
+    for family in declared.families(ROOT):
+        for option in declared.client_class(family, ROOT).declared_options:
+            assert f"<code>{option.name}</code>" in urls, f"the URL page lacks the {family} option {option.name!r}"
+    assert "<code>max_dimension</code>" in page and "<code>filter_int_range</code>" in page, \
+        "the capability page lacks the declared Capabilities"
 
 
 # -- the Docker stack -----------------------------------------------------------------------
@@ -124,6 +131,51 @@ def test_run_tests_points_every_server_form_at_compose(compose: dict, conformanc
 
 
 # -- the capability page generator ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def declared() -> ModuleType:
+    return _load(ROOT / "docs" / "hooks" / "declared.py", "vecbridge_docs_declared")
+
+
+def test_generator_lists_the_suite_gap_table(hook: ModuleType) -> None:
+    """Every entry of vecbridge.testing.gaps (what the tests decide with) is on the page of
+    each backend it names, with its reason, and in the matrix."""
+    from vecbridge.testing import gaps
+
+    suite = hook.collect()
+    page = hook.render_matrix(suite)
+    assert gaps.all_gaps(), "the gap table is empty: then this test checks nothing"
+    for g in gaps.all_gaps():
+        assert f"gaps.py: {g.feature}" in page
+        for family in {b.split("-", 1)[0] for b in g.backends}:
+            text = hook.render_gaps(suite, family)
+            assert g.feature in text and " ".join(g.reason.split())[:60] in text, (family, g.feature)
+
+
+def test_declared_tables_come_from_the_classes(declared: ModuleType) -> None:
+    from dataclasses import fields
+
+    from vecbridge.capabilities import Capabilities
+
+    fams = list(declared.families(ROOT))
+    assert set(fams) == {"chroma", "faiss", "milvus", "pgvector", "qdrant"}
+    table = declared.render_capabilities(ROOT)
+    for f in fields(Capabilities):
+        if f.name != "name_pattern":
+            assert f"(`{f.name}`)" in table, f"no row for {f.name}"
+    row = next(line for line in table.splitlines() if "(`max_dimension`)" in line)
+    cells = [c.strip() for c in row.strip("|").split(" | ")][1:]
+    for family, cell in zip(fams, cells):
+        value = declared.client_class(family, ROOT).capabilities_declared.max_dimension
+        assert cell == ("the contract's 65,536" if value is None else f"{value:,}"), (family, cell)
+    for family in fams:
+        cls = declared.client_class(family, ROOT)
+        text = declared.render_options(family, ROOT)
+        for option in cls.declared_options:
+            assert f"| `{option.name}` | {option.kind}" in text, (family, option.name)
+            if option.secret:
+                line = next(x for x in text.splitlines() if x.startswith(f"| `{option.name}` |"))
+                assert "secret" in line, (family, option.name)
 
 def test_generator_lists_every_backend_family(hook: ModuleType, conformance_families: set[str]) -> None:
     assert set(hook.families()) == conformance_families
