@@ -267,7 +267,7 @@ def test_concurrent_add_one_client(vb_backend, make_collection):
     """Issue 18 item 2: two threads adding the same ids through one client: per id exactly
     one add succeeds, the other raises DuplicateIdError, and the winner's record is stored."""
     coll = make_collection(dimension=3, metric="l2", index=exact_index(vb_backend))
-    outcome = _race([coll, coll], [f"id{i:02d}" for i in range(40)])
+    outcome = _race([coll, coll], [f"id{i:03d}" for i in range(100)])
     _judge(coll, outcome)
 
 
@@ -279,5 +279,74 @@ def test_concurrent_add_two_clients(vb_backend, make_collection):
     coll = make_collection(dimension=3, metric="l2", index=exact_index(vb_backend))
     with vecbridge.connect(vb_backend.url) as c1, vecbridge.connect(vb_backend.url) as c2:
         outcome = _race([c1.get_collection(coll.name), c2.get_collection(coll.name)],
-                        [f"id{i:02d}" for i in range(40)])
+                        [f"id{i:03d}" for i in range(100)])
     _judge(coll, outcome)
+
+
+_ADDER = """
+import json, sys, time, vecbridge
+url, name, me, start = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+out = {}
+try:
+    with vecbridge.connect(url) as client:
+        coll = client.get_collection(name)
+        while time.time() < start:
+            time.sleep(0.005)
+        for n in range(40):
+            id_ = f"id{n:02d}"
+            try:
+                coll.add([id_], [[float(me + 1), float(n + 1), 1.0]], [{"w": me}], [f"by {me}"])
+                out[id_] = "ok"
+            except vecbridge.DuplicateIdError:
+                out[id_] = "dup"
+except vecbridge.VecbridgeError as exc:
+    out["error"] = type(exc).__name__ + ": " + str(exc)
+except BaseException as exc:
+    out["error"] = "RAW " + type(exc).__name__ + ": " + str(exc)
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.never(["chroma-embedded"], reason="chromadb's PersistentClient is not process-safe: Chroma's docs "
+                   "ask for a single client per folder at a time, so two processes' adds are not serialised; "
+                   "use a Chroma server for several writer processes")
+def test_concurrent_add_two_processes(vb_backend, make_collection):
+    """Two processes adding the same ids: a process either fails clearly because the other
+    holds the folder (BackendLockedError) or, per id, exactly one add succeeds and the other
+    raises DuplicateIdError; the stored record is the winner's."""
+    if not vb_backend.persistent:
+        pytest.skip("an in-memory store is private to its process")
+    import json
+    import subprocess
+    import sys
+    import time
+
+    coll = make_collection(dimension=3, metric="l2", index=exact_index(vb_backend))
+    name = coll.name
+    coll._client.close()  # an embedded folder may admit one process at a time: let both try
+    start = time.time() + 8.0
+    procs = [subprocess.Popen([sys.executable, "-c", _ADDER, vb_backend.url, name, str(me), str(start)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for me in (0, 1)]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0 and out.strip(), f"a writer died ({p.returncode}): {err[-2000:]}"
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    unclear = [r["error"] for r in results if "error" in r and not r["error"].startswith("BackendLockedError")]
+    assert not unclear, f"a writer failed with something else than BackendLockedError: {unclear}"
+    working = [r for r in results if "error" not in r]
+    ids = [f"id{n:02d}" for n in range(40)]
+    outcome = {i: [("ok" if r.get(i) == "ok" else errors.DuplicateIdError(i) if r.get(i) == "dup" else "absent")
+                   for r in working] for i in ids}
+    with vecbridge.connect(vb_backend.url) as client:
+        again = client.get_collection(name)
+        try:
+            if len(working) == 2:
+                _judge(again, outcome)
+            elif working:
+                assert all(v == ["ok"] for v in outcome.values()), outcome
+                assert again.count() == 40
+            else:
+                assert again.count() == 0
+        finally:
+            client.delete_collection(name)
