@@ -389,8 +389,8 @@ def render_gaps(suite: Suite, family: str) -> str:
                 f"(`src/vecbridge/backends/{module}/` does not exist); the suite will run it as {forms}.\n")
     if not gaps:
         return (f"The conformance suite marks no gap for `{family}`: every test passes on {forms}.\n")
-    lines = [f"Forms tested: {forms}. Each line is a test marked as a strict expected failure here, or an "
-             "entry of the suite's gap table (`vecbridge.testing.gaps`) that tests decide with:", ""]
+    lines = [(f"Forms tested: {forms}. Each line is a test marked as a strict expected failure here, or an "
+              "entry of the suite's gap table (`vecbridge.testing.gaps`) that tests decide with:"), ""]
     for g in gaps:
         lines.append(f"- `{g.label}` — {_describe(g, family)}")
     return "\n".join(lines) + "\n"

@@ -67,7 +67,7 @@ def families(root: Path = ROOT) -> dict[str, str]:
     return out
 
 
-def client_class(family: str, root: Path = ROOT) -> type:
+def client_class(family: str, root: Path = ROOT) -> Any:
     target = families(root)[family]
     module, name = target.split(":")
     cls = getattr(importlib.import_module(module), name)
@@ -174,7 +174,7 @@ _KIND_TEXT = {
 }
 
 
-def collection_class(family: str, root: Path = ROOT) -> type:
+def collection_class(family: str, root: Path = ROOT) -> Any:
     """The backend's collection class: the BaseCollection subclass of its ``collection`` module."""
     from vecbridge.base import BaseCollection
 

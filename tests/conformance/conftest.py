@@ -15,9 +15,9 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import engines
 import pytest
 
-import engines
 from vecbridge.testing import BackendUnderTest
 from vecbridge.testing.plugin import declare_backends
 

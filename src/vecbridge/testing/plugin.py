@@ -48,7 +48,8 @@ def declare_backends(config: pytest.Config, names: Iterable[str]) -> None:
 
 def known_backends(config: pytest.Config, items: Iterable[pytest.Item] = ()) -> set[str]:
     """The built-in and declared forms and their families, plus those of the backends under test."""
-    known = set(config.stash.get(_KNOWN, set()))
+    declared: set[str] = config.stash.get(_KNOWN, set())
+    known = set(declared)
     known.update({n for name in BUILTIN_FORMS for n in (name, name.split("-", 1)[0])})
     for item in items:
         backend = _backend_of(item)
