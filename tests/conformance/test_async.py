@@ -41,7 +41,7 @@ def test_concurrent_queries_and_writes_from_one_loop(vb_backend, vb_client):
     metas = [{"g": i % 3, "n": i} for i in range(n)]
     ids = [f"r{i}" for i in range(n)]
     name = unique_name()
-    vb_client.create_collection(name, DIM, "l2", exact_index(vb_client))
+    vb_client.create_collection(name, DIM, "l2", exact_index(vb_backend))
 
     async def main() -> None:
         async with await _connect(vb_backend, vb_client) as client:
@@ -91,7 +91,7 @@ def test_async_answers_equal_sync_answers(vb_backend, vb_client):
     rng = np.random.default_rng(5)
     vectors = rng.normal(size=(60, DIM)).astype(np.float32)
     name = unique_name()
-    coll = vb_client.create_collection(name, DIM, "cosine", exact_index(vb_client))
+    coll = vb_client.create_collection(name, DIM, "cosine", exact_index(vb_backend))
     coll.add([f"x{i}" for i in range(60)], vectors, [{"k": i % 4} for i in range(60)], [f"doc {i}" for i in range(60)])
     q = rng.normal(size=(3, DIM)).astype(np.float32)
     sync_hits = coll.query(q, k=7, where={"k": {"$in": [1, 2]}})

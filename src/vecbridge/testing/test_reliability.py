@@ -187,7 +187,7 @@ def _operands() -> list[int | float]:
     out: list[int | float] = []
     for base in (2**53, 2**60, 2**63 - 1):
         out += [base - 1, base, base + 1, float(base)]
-    return out + [-(2**60) - 1, float(-(2**60)), -(2**63), 2**64]
+    return out + [-(2**60) - 1, float(-(2**60)), -(2**63), 2**64, 2.0**64, -(2.0**64), 2.0**63 + 2.0**11]
 
 
 def test_large_numbers_in_filters(vb_backend, make_collection):
