@@ -9,14 +9,12 @@ A spec names a provider and a model, with options as a query string::
 
 Providers come from the built-in table below (each naming its module and its pip
 extra), then the entry-point group ``vecbridge.embedders``, then
-:func:`register_embedder`.  A spec never holds a secret: a key is read from the
+:func:`register_embedder` (the same mechanism as the backends': :class:`vecbridge.registry.Plugins`).  A spec never holds a secret: a key is read from the
 environment variable that ``api_key_env`` names, and only that name is stored.
 """
 
 from __future__ import annotations
 
-import importlib
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -24,15 +22,16 @@ from urllib.parse import parse_qsl, quote
 
 import numpy as np
 
-from ..errors import BackendNotInstalledError, EmbeddingMismatchError, InvalidURLError
+from ..errors import EmbeddingMismatchError, InvalidURLError
 from ..options import Option, parse_options
+from ..registry import BackendSpec, Plugins
 from ..url import SECRET_OPTIONS
 
 __all__ = [
     "BUILTIN_EMBEDDERS",
+    "PROVIDERS",
     "Embedder",
     "EmbedderSpec",
-    "ProviderSpec",
     "check_same",
     "get_embedder",
     "parse_spec",
@@ -74,60 +73,23 @@ class EmbedderSpec:
         return text
 
 
-@dataclass(frozen=True)
-class ProviderSpec:
-    """Where a provider's class lives and what installs its library."""
-
-    name: str
-    target: str  # "package.module:Class"
-    extra: str | None = None
-    requires: tuple[str, ...] = ()
-
-    @property
-    def install_line(self) -> str:
-        return f'pip install "vecbridge[{self.extra}]"' if self.extra else ""
-
-
-BUILTIN_EMBEDDERS: dict[str, ProviderSpec] = {
-    s.name: s
-    for s in sorted(
-        [
-            ProviderSpec("openai", "vecbridge.embeddings.openai:OpenAIEmbedder", "openai", ("openai",)),
-            ProviderSpec("sentence-transformers", "vecbridge.embeddings.local:SentenceTransformerEmbedder",
-                         "sentence-transformers", ("sentence_transformers",)),
-        ],
-        key=lambda s: s.name,
-    )
-}
-
+#: Built-in providers: name, class, pip extra, the library it needs.
+PROVIDERS = Plugins("embedding provider", "vecbridge.embedders", [
+    BackendSpec("openai", "vecbridge.embeddings.openai:OpenAIEmbedder", "openai", ("openai",)),
+    BackendSpec("sentence-transformers", "vecbridge.embeddings.local:SentenceTransformerEmbedder",
+                "sentence-transformers", ("sentence_transformers",)),
+])
+BUILTIN_EMBEDDERS = PROVIDERS.builtin
 Factory = Callable[..., Embedder]
-_registered: dict[str, ProviderSpec | Factory] = {}
-_entry_points_loaded = False
-_lock = threading.Lock()
 
 
 def register_embedder(name: str, target: str | Factory, extra: str | None = None) -> None:
     """Register a provider: a class (or factory) taking ``(model, **options)``, or its import path."""
-    with _lock:
-        _registered[name.lower()] = ProviderSpec(name.lower(), target, extra) if isinstance(target, str) else target
-
-
-def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    from importlib.metadata import entry_points
-
-    found = {ep.name.lower(): ProviderSpec(ep.name.lower(), ep.value) for ep in entry_points(group="vecbridge.embedders")}
-    with _lock:
-        for name, spec in found.items():
-            _registered.setdefault(name, spec)
-        _entry_points_loaded = True
+    PROVIDERS.register(name, target, extra)
 
 
 def providers() -> list[str]:
-    _load_entry_points()
-    return sorted(set(BUILTIN_EMBEDDERS) | set(_registered))
+    return PROVIDERS.names()
 
 
 def parse_spec(text: str) -> EmbedderSpec:
@@ -149,26 +111,6 @@ def parse_spec(text: str) -> EmbedderSpec:
     return EmbedderSpec(provider, model, options)
 
 
-def _factory(provider: str) -> Any:
-    spec: Any = _registered.get(provider)
-    if spec is None:
-        _load_entry_points()
-        spec = _registered.get(provider) or BUILTIN_EMBEDDERS.get(provider)
-    if spec is None:
-        raise InvalidURLError(f"no embedding provider {provider!r}; known providers: {', '.join(providers())}")
-    if not isinstance(spec, ProviderSpec):
-        return spec
-    for lib in spec.requires:
-        try:
-            importlib.import_module(lib)
-        except ImportError as exc:
-            hint = spec.install_line or f"install the Python package {lib!r}"
-            raise BackendNotInstalledError(f"the {provider!r} embedding provider needs the Python package "
-                                           f"{lib!r}, which is not installed; run: {hint}") from exc
-    module_name, _, attr = spec.target.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
-
-
 def get_embedder(spec: str | Embedder) -> Embedder:
     """The embedder for a spec (or the object itself when it is one)."""
     if not isinstance(spec, str):
@@ -177,7 +119,7 @@ def get_embedder(spec: str | Embedder) -> Embedder:
                             f"with spec, dimension, embed_documents and embed_query; got {type(spec).__name__}")
         return spec
     parsed = parse_spec(spec)
-    return _factory(parsed.provider)(parsed.model, **parsed.options)  # type: ignore[no-any-return]
+    return PROVIDERS.get(parsed.provider)(parsed.model, **parsed.options)  # type: ignore[no-any-return]
 
 
 def provider_options(declared: Sequence[Option], given: Mapping[str, Any], provider: str) -> dict[str, Any]:
