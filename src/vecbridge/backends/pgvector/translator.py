@@ -1,5 +1,10 @@
 """Compile a filter tree to a SQL condition over the ``metadata jsonb`` column.
 
+The translation is a table keyed by operator (:data:`OPERATORS`), dispatched through
+:func:`vecbridge.filters.operator_table`: an operator the table lacks (one added to the
+language later) is refused with :class:`UnsupportedFilterError`, never translated as
+another one.
+
 The SQL text is made only of the fixed fragments below and ``%s`` placeholders: every
 key and every value travels as a bound parameter, so a key such as ``"x') OR 1=1 --"``
 is just a key that no record has.
@@ -24,25 +29,20 @@ is sent: PostgreSQL would fail the statement, and libpq would cut a key at the N
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ...errors import InvalidFilterError
-from ...filters import Cmp, Node, to_sql
+from ...filters import Cmp, Node, operator_table, to_sql
 from ...validation import _check_text
 from .codec import dump_json, filter_value
 
-__all__ = ["compile_filter"]
+__all__ = ["OPERATORS", "compile_filter"]
 
-_RANGE = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _CONTAINS = "metadata @> %s::jsonb"
 
-
-def _any_of(key: str, values: tuple[Any, ...], params: list[Any]) -> str:
-    if len(values) == 1:
-        params.append(dump_json({key: values[0]}))
-        return _CONTAINS
-    params.append([dump_json({key: v}) for v in values])
-    return "metadata @> ANY(%s::jsonb[])"
+#: One comparison's translation: the node and the parameter list, giving a SQL boolean.
+Translation = Callable[[Cmp, list[Any]], str]
 
 
 def _checked(node: Cmp) -> Any:
@@ -59,23 +59,62 @@ def _checked(node: Cmp) -> Any:
     return filter_value(node.value)
 
 
-def _compare(node: Cmp, params: list[Any]) -> str:
-    """A SQL boolean (never NULL) for ``node``; its parameters are appended to ``params``."""
-    op, key, value = node.op, node.key, _checked(node)
-    if op in _RANGE:
-        params.extend((key, key, dump_json(value)))
-        return (f"COALESCE(jsonb_typeof(metadata -> %s::text) = 'number' "
-                f"AND metadata -> %s::text {_RANGE[op]} %s::jsonb, false)")
-    if op == "$contains":
-        params.append(dump_json({key: [value]}))
+def _any_of(key: str, values: tuple[Any, ...], params: list[Any]) -> str:
+    if len(values) == 1:
+        params.append(dump_json({key: values[0]}))
         return _CONTAINS
-    if op in ("$eq", "$ne"):
-        cond = _any_of(key, (value,), params)
-    else:
-        cond = _any_of(key, value, params)
-    return f"(NOT {cond})" if op in ("$ne", "$nin") else cond
+    params.append([dump_json({key: v}) for v in values])
+    return "metadata @> ANY(%s::jsonb[])"
+
+
+def _eq(node: Cmp, params: list[Any]) -> str:
+    return _any_of(node.key, (_checked(node),), params)
+
+
+def _ne(node: Cmp, params: list[Any]) -> str:
+    return f"(NOT {_eq(node, params)})"
+
+
+def _in(node: Cmp, params: list[Any]) -> str:
+    return _any_of(node.key, _checked(node), params)
+
+
+def _nin(node: Cmp, params: list[Any]) -> str:
+    return f"(NOT {_in(node, params)})"
+
+
+def _contains(node: Cmp, params: list[Any]) -> str:
+    params.append(dump_json({node.key: [_checked(node)]}))
+    return _CONTAINS
+
+
+def _range(symbol: str) -> Translation:
+    sql = (f"COALESCE(jsonb_typeof(metadata -> %s::text) = 'number' "
+           f"AND metadata -> %s::text {symbol} %s::jsonb, false)")
+
+    def translate(node: Cmp, params: list[Any]) -> str:
+        value = _checked(node)
+        params.extend((node.key, node.key, dump_json(value)))
+        return sql
+
+    return translate
+
+
+#: Operator -> its translation (each a SQL boolean, never NULL; parameters appended in text order).
+OPERATORS: dict[str, Translation] = {
+    "$eq": _eq,
+    "$ne": _ne,
+    "$gt": _range(">"),
+    "$gte": _range(">="),
+    "$lt": _range("<"),
+    "$lte": _range("<="),
+    "$in": _in,
+    "$nin": _nin,
+    "$contains": _contains,
+}
+_translate = operator_table(OPERATORS, "pgvector")
 
 
 def compile_filter(node: Node, params: list[Any]) -> str:
     """SQL boolean for the whole tree; its parameters are appended to ``params`` in text order."""
-    return to_sql(node, lambda cmp: _compare(cmp, params))
+    return to_sql(node, lambda cmp: _translate(cmp, params))
