@@ -147,3 +147,39 @@ def test_server_killed_mid_query_is_unavailable() -> None:
                     coll.count()  # nothing listens any more
         finally:
             native.close()
+
+
+#: libpq's texts (sqlstate None) as psycopg raises them at connect time, and the class each
+#: must become; the server's words are PostgreSQL's own (src/backend/tcop/backend_startup.c).
+LIBPQ_TEXTS = [
+    ('connection failed: connection to server on socket "/s/.s.PGSQL.5432" failed: FATAL:  the database system '
+     "is starting up", BackendUnavailableError),
+    ('connection failed: connection to server at "10.0.0.1", port 5432 failed: FATAL:  sorry, too many clients '
+     "already", BackendUnavailableError),
+    ('connection failed: connection to server at "10.0.0.1", port 5432 failed: FATAL:  password authentication '
+     'failed for user "app"', BackendError),
+    ('connection failed: connection to server at "10.0.0.1", port 5432 failed: fe_sendauth: no password supplied',
+     BackendError),
+    ('connection failed: connection to server at "10.0.0.1", port 5432 failed: server closed the connection '
+     "unexpectedly", BackendUnavailableError),
+    ("consuming input failed: server closed the connection unexpectedly", BackendUnavailableError),
+    ("the connection is lost", BackendUnavailableError),
+]
+
+
+@pytest.mark.parametrize("text, expected", LIBPQ_TEXTS)
+def test_libpq_texts_without_sqlstate(text: str, expected: type) -> None:
+    from vecbridge.backends.pgvector.failures import ERRORS
+    from vecbridge.base import classify
+
+    assert classify(psycopg.OperationalError(text), ERRORS) is expected
+
+
+@pytest.mark.parametrize("sqlstate, expected", [("57P03", BackendUnavailableError), ("08006", BackendUnavailableError),
+                                                ("53300", BackendUnavailableError), ("57014", BackendError),
+                                                ("42P01", BackendError), ("23505", BackendError)])
+def test_server_errors_by_sqlstate(sqlstate: str, expected: type) -> None:
+    from vecbridge.backends.pgvector.failures import ERRORS
+    from vecbridge.base import classify
+
+    assert classify(psycopg.errors.lookup(sqlstate)("x"), ERRORS) is expected

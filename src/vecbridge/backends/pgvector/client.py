@@ -17,10 +17,7 @@ The server form takes libpq's parameters as URL options (``sslmode=require``,
 :mod:`.embedded`).  ``postgresql:///db`` keeps libpq's meaning: the local socket,
 database ``db``.  The password never appears in a repr, an error message or a log line.
 
-Errors go through one table (:data:`ERROR_MAP`).  A server's error carries its SQLSTATE
-(``psycopg.errors`` has a class per code), which decides what a retry can cure.  A
-failure before any server answer (refused, reset or lost connection, timeout) has none:
-libpq only gives a text, so that one case reads the text (:func:`_libpq_failure`).
+Errors go through one table, :data:`.failures.ERRORS`.
 """
 
 from __future__ import annotations
@@ -32,26 +29,19 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import pq, sql
-from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
+from psycopg_pool import ConnectionPool
 
-from ...base import BaseClient, ErrorRule
+from ...base import BaseClient
 from ...capabilities import Capabilities
-from ...errors import (
-    BackendError,
-    BackendUnavailableError,
-    CollectionExistsError,
-    CollectionNotFoundError,
-    InvalidURLError,
-    UnsupportedFeatureError,
-    VecbridgeError,
-)
+from ...errors import BackendError, CollectionExistsError, CollectionNotFoundError, InvalidURLError, UnsupportedFeatureError
 from ...options import Option
 from ...url import URL
 from . import ddl
 from .codec import dump_json, make_adapters
 from .collection import PgvectorCollection
+from .failures import ERRORS
 
-__all__ = ["ERROR_MAP", "PgvectorClient"]
+__all__ = ["PgvectorClient"]
 
 OPTIONS = (
     Option("schema", default="public", doc="the schema of vecbridge's tables"),
@@ -64,59 +54,6 @@ _OWN_OPTIONS = frozenset(o.name for o in OPTIONS)
 _LIBPQ = frozenset(o.keyword.decode() for o in pq.Conninfo.get_defaults())
 #: pg_advisory_xact_lock key serialising the one-time setup (extension, schema, catalog) across processes.
 _SETUP_LOCK = 0x76656362  # "vecb"
-
-
-#: SQLSTATEs a retry can cure besides class 08 (connection exception): the server shutting
-#: down or restarting (57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now)
-#: and no free connection slot (53300 too_many_connections).
-_RETRY_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
-#: Texts of the server's FATAL refusals at connection time that a retry can cure.  libpq
-#: gives no SQLSTATE for a refusal during the start-up (psycopg/generators.py ``_connect``
-#: raises ``OperationalError("connection failed: " + PQerrorMessage)``), only the text
-#: PostgreSQL wrote (src/backend/tcop/backend_startup.c, postmaster.c, postgres.c).
-_TRANSIENT_FATAL = ("the database system is starting up", "the database system is shutting down",
-                    "the database system is in recovery mode", "the database system is not yet accepting",
-                    "the database system is not accepting", "sorry, too many clients",
-                    "remaining connection slots are reserved", "terminating connection due to")
-#: libpq's own texts for a connection that cannot work however often it is tried
-#: (src/interfaces/libpq/fe-auth.c, fe-connect.c, fe-secure-openssl.c).
-_PERMANENT_CLIENT = ("no password supplied", "invalid connection option", "invalid sslmode value",
-                     "server does not support SSL", "certificate", "GSSAPI", "channel binding", "invalid URI",
-                     "invalid integer value", "invalid port number")
-
-
-def _libpq_failure(exc: BaseException) -> type[VecbridgeError] | None:
-    """An ``OperationalError`` without SQLSTATE: libpq's text is all there is.  A refusal
-    the server wrote (``FATAL:``) is retried only when it says the server is starting, stopping
-    or full; libpq's own configuration errors are not retried; any other failure happened
-    on the way to the server or back (refused, reset, lost, timed out), which a retry cures."""
-    if getattr(exc, "sqlstate", None) is not None:
-        return None
-    text = str(exc)
-    if "FATAL:" in text or "ERROR:" in text:
-        return BackendUnavailableError if any(m in text for m in _TRANSIENT_FATAL) else None
-    if any(m in text for m in _PERMANENT_CLIENT):
-        return None
-    return BackendUnavailableError
-
-
-def _server_state(exc: BaseException) -> type[VecbridgeError] | None:
-    state = getattr(exc, "sqlstate", None)
-    if state is not None and (state.startswith("08") or state in _RETRY_STATES):
-        return BackendUnavailableError
-    return None
-
-
-#: psycopg and psycopg_pool exceptions -> vecbridge errors (see :func:`vecbridge.base.classify`).
-#: A unique violation is no row: ``add`` turns it into DuplicateIdError where it happens.
-ERROR_MAP: tuple[ErrorRule, ...] = (
-    (PoolClosed, BackendError),                 # the client was closed: no retry opens it again
-    (PoolTimeout, BackendUnavailableError),     # every connection busy (or none could be opened) for pool_timeout
-    (TooManyRequests, BackendUnavailableError),  # the pool's queue of waiting callers is full
-    (pg_errors.ConnectionTimeout, BackendUnavailableError),  # connect_timeout expired
-    (psycopg.OperationalError, _server_state),
-    (psycopg.OperationalError, _libpq_failure),
-)
 
 
 def _holdable(name: str) -> bool:
@@ -150,7 +87,7 @@ class PgvectorClient(BaseClient):
 
     backend_name = "pgvector"
     declared_options = OPTIONS
-    error_map = ERROR_MAP
+    error_map = ERRORS
     capabilities_declared = Capabilities(
         index_types=("flat", "hnsw", "ivf"),
         # vector(n) holds up to 16,000 dimensions; HNSW and IVFFlat index up to 2,000, and a
