@@ -23,7 +23,8 @@ Errors go through one table, :data:`.failures.ERRORS`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import os
+from collections.abc import Hashable, Iterator
 from typing import Any
 
 import psycopg
@@ -112,9 +113,7 @@ class PgvectorClient(BaseClient):
         persistent=True,
     )
 
-    # mypy reads the base's ClassVar[Callable[[str], bool]] as a method (self bound), which
-    # no staticmethod matches; the core calls it on the class, as a plain function of the name.
-    passthrough_option = staticmethod(_LIBPQ.__contains__)  # type: ignore[assignment]
+    passthrough_option = staticmethod(_LIBPQ.__contains__)
 
     def __init__(self, url: URL | str, **options: Any):
         super().__init__(url, **options)
@@ -145,12 +144,24 @@ class PgvectorClient(BaseClient):
                 raise InvalidURLError(f"{url}: the {what} contains a NUL character, which PostgreSQL cannot take; "
                                       "remove it")
 
+    def _embedded(self, options: dict[str, Any]) -> bool:
+        """``pgvector:///path``: a folder, no server named (``postgresql:///db`` is libpq's local socket)."""
+        url = self.url
+        return (url.scheme == "pgvector" and url.path is not None and url.host is None
+                and url.username is None and url.password is None
+                and "host" not in options and "hostaddr" not in options)
+
+    def _default_location(self) -> Hashable:
+        # The database this client reaches (a Unix socket's folder is the host option), or the
+        # embedded folder.  No os.path call on a path holding a NUL: _refuse_nul refuses it next.
+        url, options = self.url, self.options
+        if self._embedded(options) and "\x00" not in (url.path or ""):
+            return os.path.realpath(url.path or "")
+        return ("pgvector", options.get("host") or url.host, options.get("port") or url.port, url.path)
+
     def _conninfo(self, options: dict[str, Any]) -> dict[str, Any]:
         url = self.url
-        embedded = (url.scheme == "pgvector" and url.path is not None and url.host is None
-                    and url.username is None and url.password is None
-                    and "host" not in options and "hostaddr" not in options)
-        if embedded:
+        if self._embedded(options):
             from .embedded import embedded_conninfo
 
             params: dict[str, Any] = embedded_conninfo(url.path or "")
