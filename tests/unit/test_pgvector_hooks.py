@@ -47,6 +47,19 @@ def test_translator_covers_exactly_the_language() -> None:
     assert set(translator.OPERATORS) == set(filters.COMPARISONS)
 
 
+def test_exists(client: Any) -> None:
+    coll = client.create_collection("exists_op", 2, "l2", index={"type": "flat"})
+    metas = [{"k": 1}, {"k": False}, {"k": [1]}, {"k": ""}, {"j": 1}, {}, {"K": 1}, {"k.x": 1}]
+    ids = [f"e{i}" for i in range(len(metas))]
+    coll.add(ids, np.ones((len(ids), 2)), metas)
+    for where in ({"k": {"$exists": True}}, {"k": {"$exists": False}}, {"$not": {"k": {"$exists": True}}},
+                  {"$or": [{"k": {"$exists": False}}, {"k": 1}]}, {"k.x": {"$exists": True}},
+                  {"k": {"$exists": True, "$ne": 1}}):
+        want = {i for i, m in zip(ids, metas) if filters.evaluate(where, m)}
+        assert {r.id for r in coll.get(where=where, include=[])} == want, where
+        assert coll.count(where=where) == len(want), where
+
+
 def test_an_operator_added_later_is_refused(client: Any, server: engines.Engine,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     coll = client.create_collection("later_op", 2, "l2", index={"type": "flat"})

@@ -17,6 +17,7 @@ The contract's semantics map onto jsonb as follows:
   (``jsonb_path_ops``) serves.
 * ``$ne``/``$nin``: ``NOT`` of the positive test, true on a missing key or a list field.
 * ``$contains``: ``metadata @> {"k": [v]}``, true only when the field is a list holding v.
+* ``$exists``: ``metadata ? k`` (a top-level key, whatever its value), or its ``NOT``.
 * ranges: ``jsonb_typeof(metadata -> k) = 'number' AND metadata -> k > v`` (jsonb's own
   numeric order; no cast, so no row can raise an error), wrapped in ``COALESCE`` so
   that a missing key gives false, never NULL, and ``NOT`` stays exact.
@@ -88,6 +89,13 @@ def _contains(node: Cmp, params: list[Any]) -> str:
     return _CONTAINS
 
 
+def _exists(node: Cmp, params: list[Any]) -> str:
+    _checked(node)
+    params.append(node.key)
+    # jsonb's ? tests a top-level key, whatever its value (psycopg's placeholders are %s, not ?)
+    return "(metadata ? %s::text)" if node.value else "(NOT (metadata ? %s::text))"
+
+
 def _range(symbol: str) -> Translation:
     sql = (f"COALESCE(jsonb_typeof(metadata -> %s::text) = 'number' "
            f"AND metadata -> %s::text {symbol} %s::jsonb, false)")
@@ -111,6 +119,7 @@ OPERATORS: dict[str, Translation] = {
     "$in": _in,
     "$nin": _nin,
     "$contains": _contains,
+    "$exists": _exists,
 }
 _translate = operator_table(OPERATORS, "pgvector")
 
