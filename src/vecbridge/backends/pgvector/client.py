@@ -16,12 +16,15 @@ The server form takes libpq's parameters as URL options (``sslmode=require``,
 ``pgvector:///path`` starts an embedded PostgreSQL with pgvector on that folder (see
 :mod:`.embedded`).  ``postgresql:///db`` keeps libpq's meaning: the local socket,
 database ``db``.  The password never appears in a repr, an error message or a log line.
+
+Errors go through one table, :data:`.failures.ERRORS`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import os
+from collections.abc import Hashable, Iterator
 from typing import Any
 
 import psycopg
@@ -29,14 +32,15 @@ from psycopg import errors as pg_errors
 from psycopg import pq, sql
 from psycopg_pool import ConnectionPool
 
-from ...base import BaseClient, native_errors
+from ...base import BaseClient
 from ...capabilities import Capabilities
+from ...errors import BackendError, CollectionExistsError, CollectionNotFoundError, InvalidURLError, UnsupportedFeatureError
 from ...options import Option
-from ...errors import BackendError, CollectionExistsError, InvalidURLError, UnsupportedFeatureError
 from ...url import URL
 from . import ddl
 from .codec import dump_json, make_adapters
 from .collection import PgvectorCollection
+from .failures import ERRORS
 
 __all__ = ["PgvectorClient"]
 
@@ -84,11 +88,30 @@ class PgvectorClient(BaseClient):
 
     backend_name = "pgvector"
     declared_options = OPTIONS
-    # vector(n) holds up to 16,000 dimensions (ANN indexes up to 2,000: larger ones search
-    # exactly); jsonb numbers are exact decimals, so any integer compares exactly
-    capabilities_declared = Capabilities(index_types=("flat", "hnsw", "ivf"), max_dimension=16000,
-                                         wire_bytes_per_float=12, filter_int_range=None, ordered_scan=True,
-                                         atomic_add=True)
+    error_map = ERRORS
+    capabilities_declared = Capabilities(
+        index_types=("flat", "hnsw", "ivf"),
+        # vector(n) holds up to 16,000 dimensions; HNSW and IVFFlat index up to 2,000, and a
+        # default index above that is an exact scan (ddl.resolve_index)
+        max_dimension=ddl.MAX_DIMENSION,
+        # vectors travel in pgvector's binary form (float4), in COPY and in results alike;
+        # COPY streams, so no request size or row count of its own limits a write
+        wire_bytes_per_float=4,
+        # PostgreSQL's ceilings (ddl): a text field of 1 GB, a jsonb of 256 MB.  A jsonb's
+        # binary form is near its JSON text's size, not equal: metadata just under the
+        # ceiling may still be refused by the server (BackendError, SQLSTATE 54000)
+        max_document_bytes=ddl.MAX_FIELD_BYTES,
+        max_metadata_bytes=ddl.MAX_JSONB_BYTES,
+        # jsonb numbers are exact decimals and filter values are bound at their exact values
+        filter_int_range=None,
+        ordered_scan=True,  # scan is keyset pagination on the primary key
+        # add is one COPY into a table with a primary key: a concurrent add of the same id
+        # waits for the other's commit and then fails, whichever process it runs in
+        atomic_add=True,
+        native_async=False,  # psycopg has an async API; vecbridge does not use it yet
+        shared_between_processes=True,
+        persistent=True,
+    )
 
     passthrough_option = staticmethod(_LIBPQ.__contains__)
 
@@ -101,7 +124,7 @@ class PgvectorClient(BaseClient):
         self._maintenance_work_mem = str(own["maintenance_work_mem"])
         self._spare: list[psycopg.Connection] = []
         params = self._conninfo(options)
-        with native_errors("pgvector", f"connecting to {self.url}"):
+        with self._mapped_errors(f"connecting to {self.url}"):
             self.ext_schema, vector_oid = self._setup(params)
             self._pool: ConnectionPool = ConnectionPool(
                 "", kwargs={**params, "autocommit": True, "context": make_adapters(vector_oid)},
@@ -121,12 +144,24 @@ class PgvectorClient(BaseClient):
                 raise InvalidURLError(f"{url}: the {what} contains a NUL character, which PostgreSQL cannot take; "
                                       "remove it")
 
+    def _embedded(self, options: dict[str, Any]) -> bool:
+        """``pgvector:///path``: a folder, no server named (``postgresql:///db`` is libpq's local socket)."""
+        url = self.url
+        return (url.scheme == "pgvector" and url.path is not None and url.host is None
+                and url.username is None and url.password is None
+                and "host" not in options and "hostaddr" not in options)
+
+    def _default_location(self) -> Hashable:
+        # The database this client reaches (a Unix socket's folder is the host option), or the
+        # embedded folder.  No os.path call on a path holding a NUL: _refuse_nul refuses it next.
+        url, options = self.url, self.options
+        if self._embedded(options) and "\x00" not in (url.path or ""):
+            return os.path.realpath(url.path or "")
+        return ("pgvector", options.get("host") or url.host, options.get("port") or url.port, url.path)
+
     def _conninfo(self, options: dict[str, Any]) -> dict[str, Any]:
         url = self.url
-        embedded = (url.scheme == "pgvector" and url.path is not None and url.host is None
-                    and url.username is None and url.password is None
-                    and "host" not in options and "hostaddr" not in options)
-        if embedded:
+        if self._embedded(options):
             from .embedded import embedded_conninfo
 
             params: dict[str, Any] = embedded_conninfo(url.path or "")
@@ -180,7 +215,7 @@ class PgvectorClient(BaseClient):
 
     def _configure_connection(self, conn: psycopg.Connection) -> None:
         # Iterative index scans (pgvector 0.8): a filtered ANN query keeps scanning until it
-        # has k matches.  Older versions lack them; the collection's exact fallback covers it.
+        # has k matches.  Older versions lack them; the core's exact top-k rule (_exact_query) covers it.
         if self.pgvector_version >= (0, 8):
             conn.execute("SET hnsw.iterative_scan = relaxed_order")
             conn.execute("SET ivfflat.iterative_scan = relaxed_order")
@@ -229,19 +264,19 @@ class PgvectorClient(BaseClient):
     def _has_collection(self, name: str) -> bool:
         if not _holdable(name):
             return False
-        with native_errors("pgvector", "looking up a collection"), self._connection() as conn:
+        with self._mapped_errors("looking up a collection"), self._connection() as conn:
             q = sql.SQL("SELECT 1 FROM {} WHERE name = %s").format(self._catalog)
             return conn.execute(q, (name,)).fetchone() is not None
 
     def _list_collections(self) -> list[str]:
-        with native_errors("pgvector", "list_collections"), self._connection() as conn:
+        with self._mapped_errors("list_collections"), self._connection() as conn:
             q = sql.SQL("SELECT name FROM {} ORDER BY name").format(self._catalog)
             return [r[0] for r in conn.execute(q)]
 
     def _get_collection(self, name: str) -> PgvectorCollection | None:
         if not _holdable(name):
             return None
-        with native_errors("pgvector", "get_collection"), self._connection() as conn:
+        with self._mapped_errors("get_collection"), self._connection() as conn:
             q = sql.SQL("SELECT dimension, metric, index FROM {} WHERE name = %s").format(self._catalog)
             row = conn.execute(q, (name,)).fetchone()
         if row is None:
@@ -249,9 +284,6 @@ class PgvectorClient(BaseClient):
         return PgvectorCollection(self, name, int(row[0]), str(row[1]), dict(row[2]))
 
     def _create_collection(self, name: str, dimension: int, metric: str, index: dict[str, Any]) -> PgvectorCollection:
-        if dimension > ddl.MAX_DIMENSION:
-            raise UnsupportedFeatureError(
-                f"pgvector's vector type holds at most {ddl.MAX_DIMENSION} dimensions, not {dimension}")
         if index["type"] != "default" and index["type"] != "flat" and dimension > ddl.MAX_INDEX_DIMENSION:
             raise UnsupportedFeatureError(
                 f"pgvector's {index['type']} index takes at most {ddl.MAX_INDEX_DIMENSION} dimensions, not "
@@ -265,7 +297,7 @@ class PgvectorClient(BaseClient):
                 index = {"type": "ivf"}
         spec = ddl.resolve_index(index, dimension)
         table = self._table(name)
-        with native_errors("pgvector", f"create_collection {name!r}"), self._connection() as conn:
+        with self._mapped_errors(f"create_collection {name!r}"), self._connection() as conn:
             try:
                 with conn.transaction():
                     added = conn.execute(
@@ -285,8 +317,30 @@ class PgvectorClient(BaseClient):
                     "vecbridge collection; choose another name or another schema (?schema=…)") from exc
         return PgvectorCollection(self, name, dimension, metric, spec)
 
+    def _read_config(self, name: str) -> dict[str, Any] | None:
+        # to_jsonb of the row: a catalog made before the config column existed reads as NULL
+        q = sql.SQL("SELECT to_jsonb(c) -> 'config' FROM {} c WHERE name = %s").format(self._catalog)
+        with self._mapped_errors(f"reading the configuration of {name!r}"), self._connection() as conn:
+            row = conn.execute(q, (name,)).fetchone()
+        return None if row is None or row[0] is None else dict(row[0])
+
+    def _write_config(self, name: str, doc: dict[str, Any]) -> None:
+        update = sql.SQL("UPDATE {} SET config = %s::jsonb WHERE name = %s").format(self._catalog)
+        params = (dump_json(doc), name)
+        with self._mapped_errors(f"storing the configuration of {name!r}"), self._connection() as conn, \
+                conn.transaction():
+            try:
+                with conn.transaction():  # a savepoint: an old catalog lacks the column
+                    found = conn.execute(update, params).rowcount
+            except pg_errors.UndefinedColumn:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
+                conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS config jsonb").format(self._catalog))
+                found = conn.execute(update, params).rowcount
+        if not found:
+            raise CollectionNotFoundError(f"no collection named {name!r} on pgvector ({self.url}): it was deleted")
+
     def _delete_collection(self, name: str) -> None:
-        with native_errors("pgvector", f"delete_collection {name!r}"), self._connection() as conn, \
+        with self._mapped_errors(f"delete_collection {name!r}"), self._connection() as conn, \
                 conn.transaction():
             gone = conn.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(self._catalog), (name,)).rowcount
             if gone:

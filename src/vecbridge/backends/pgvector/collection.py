@@ -10,9 +10,15 @@ transaction: pgvector builds a graph far faster than it inserts into one.
 
 Queries: ``ORDER BY embedding <op> $1 LIMIT k`` with pgvector 0.8's iterative index
 scans on (``relaxed_order``), so a filtered HNSW/IVFFlat search keeps scanning until it
-has k matches.  When an ANN search still returns fewer than k rows (its scan limit was
-reached, or fewer than k records match), the query runs again as an exact scan, so a
-query returns k hits whenever k records match.
+has k matches.  When an ANN search still comes back short (its scan limit,
+``hnsw.max_scan_tuples`` or ``ivfflat.max_probes``, was reached), the core's exact top-k
+rule asks :meth:`PgvectorCollection._exact_query`, which runs the same statement inside
+the database with the index kept out (``OFFSET 0`` in a subquery: a scan of the filter's
+matches and a top-k sort), so its numbers are of the same kind as the ANN search's.
+
+The collection's configuration document (:meth:`BaseCollection.set_config`) is the
+catalog row's ``config`` jsonb; a catalog made before that column existed is read as
+having none and gets the column on the first write.
 """
 
 from __future__ import annotations
@@ -25,14 +31,14 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 
-from ...base import BaseCollection, RawHit, native_errors
+from ...base import BaseCollection, RawHit
 from ...errors import DuplicateIdError, RecordNotFoundError, VecbridgeError
 from ...filters import Node
 from ...types import Record
 from ...validation import Batch
 from . import ddl
 from .codec import copy_chunks, vector_param
-from .sqlfilter import compile_filter
+from .translator import compile_filter
 
 if TYPE_CHECKING:
     from .client import PgvectorClient
@@ -62,6 +68,8 @@ class PgvectorCollection(BaseCollection):
 
     # <=> is 1 - cos, <#> is -dot, <-> the l2 distance.
     native_scores: ClassVar[Mapping[str, str]] = {"cosine": "one_minus_similarity", "l2": "distance", "ip": "neg_similarity"}
+    # _exact_query runs the same operators without the index: the same kind of number.
+    exact_scores: ClassVar[Mapping[str, str]] = native_scores
 
     def __init__(self, client: PgvectorClient, name: str, dimension: int, metric: str, index: dict[str, Any]):
         super().__init__(client, name, dimension, metric, index)
@@ -165,7 +173,7 @@ class PgvectorCollection(BaseCollection):
 
     def _write(self, b: Batch, replace: bool) -> None:
         action = "upsert" if replace else "add"
-        with native_errors("pgvector", action), self._pg._connection() as conn:
+        with self._mapped_errors(action), self._pg._connection() as conn:
             try:
                 with conn.transaction():
                     rebuild = self._bulk_begin(conn, len(b.ids))
@@ -197,7 +205,7 @@ class PgvectorCollection(BaseCollection):
         """Replace only the given fields, in one transaction; a missing id writes nothing."""
         sets = [f"{c} = s.{c}" for c, v in (("embedding", b.vectors), ("metadata", b.metadatas),
                                              ("document", b.documents)) if v is not None]
-        with native_errors("pgvector", "update"), self._pg._connection() as conn, conn.transaction():
+        with self._mapped_errors("update"), self._pg._connection() as conn, conn.transaction():
             # Lock the rows first: a concurrent delete cannot slip in between check and write.
             found = {r[0] for r in conn.execute(f"SELECT id FROM {self._t} WHERE id = ANY(%s) FOR UPDATE",
                                                 (b.ids,))}
@@ -218,7 +226,7 @@ class PgvectorCollection(BaseCollection):
     def _delete(self, ids: list[str] | None, where: Node | None) -> None:
         params: list[Any] = []
         q = f"DELETE FROM {self._t}{self._where(where, params, ids)}"
-        with native_errors("pgvector", "delete"), self._pg._connection() as conn:
+        with self._mapped_errors("delete"), self._pg._connection() as conn:
             conn.execute(q, params)
 
     # -- reads ---------------------------------------------------------------------------
@@ -226,17 +234,17 @@ class PgvectorCollection(BaseCollection):
         return [r[0] for r in conn.execute(f"SELECT id FROM {self._t} WHERE id = ANY(%s)", (ids,))]
 
     def _existing_ids(self, ids: list[str]) -> list[str]:
-        with native_errors("pgvector", "get"), self._pg._connection() as conn:
+        with self._mapped_errors("get"), self._pg._connection() as conn:
             return self._ids_present(conn, ids)
 
     def _count(self, where: Node | None) -> int:
         params: list[Any] = []
         q = f"SELECT count(*) FROM {self._t}{self._where(where, params)}"
-        with native_errors("pgvector", "count"), self._pg._connection() as conn:
+        with self._mapped_errors("count"), self._pg._connection() as conn:
             return int(conn.execute(q, params).fetchone()[0])  # type: ignore[index]
 
     def _select(self, q: str, params: Sequence[Any]) -> list[Record]:
-        with native_errors("pgvector", "get"), self._pg._connection() as conn:
+        with self._mapped_errors("get"), self._pg._connection() as conn:
             return _records(_cursor(conn).execute(q, params).fetchall())
 
     def _get_ids(self, ids: list[str], where: Node | None, include: frozenset[str]) -> list[Record]:
@@ -270,11 +278,9 @@ class PgvectorCollection(BaseCollection):
             self._settings[k] = setting
         return setting
 
-    def _query(self, vectors: np.ndarray, k: int, where: Node | None, include: frozenset[str]) -> list[list[RawHit]]:
-        fparams: list[Any] = []
-        cond = compile_filter(where, fparams) if where is not None else None
-        q = self._hit_sql(include, k, cond, exact=False)
-        setting = self._setting(k)
+    def _run(self, q: str, vectors: np.ndarray, fparams: list[Any], setting: tuple[str, str] | None
+             ) -> list[list[RawHit]]:
+        """``q`` once per query vector, on one connection (pipelined for a batch)."""
         client = self._pg
         try:
             conn = client._borrow()
@@ -289,20 +295,32 @@ class PgvectorCollection(BaseCollection):
                     with conn.pipeline():
                         curs = [conn.cursor(binary=True).execute(q, [vector_param(v), *fparams]) for v in vectors]
                     rows = [c.fetchall() for c in curs]
-                if self._ann:
-                    short = [i for i, r in enumerate(rows) if len(r) < k]
-                    if short:
-                        exact = self._hit_sql(include, k, cond, exact=True)
-                        cur = _cursor(conn)
-                        for i in short:
-                            rows[i] = cur.execute(exact, [vector_param(vectors[i]), *fparams]).fetchall()
             finally:
                 client._give_back(conn)
         except VecbridgeError:
             raise
         except Exception:
             # The hot path avoids the context manager's cost; errors still go through it.
-            with native_errors("pgvector", "query"):
+            with self._mapped_errors("query"):
                 raise
         make = RawHit._make
         return [[make(r) for r in rs] for rs in rows]
+
+    def _query(self, vectors: np.ndarray, k: int, where: Node | None, include: frozenset[str]) -> list[list[RawHit]]:
+        fparams: list[Any] = []
+        cond = compile_filter(where, fparams) if where is not None else None
+        return self._run(self._hit_sql(include, k, cond, exact=False), vectors, fparams, self._setting(k))
+
+    def _exact_query(self, vectors: np.ndarray, k: int, where: Node | None,
+                     include: frozenset[str]) -> list[list[RawHit]]:
+        """Exact top-k inside the database: the filter's matches scanned and sorted, no index."""
+        fparams: list[Any] = []
+        cond = compile_filter(where, fparams) if where is not None else None
+        return self._run(self._hit_sql(include, k, cond, exact=True), vectors, fparams, None)
+
+    # -- configuration ------------------------------------------------------------------
+    def _read_config(self) -> dict[str, Any] | None:
+        return self._pg._read_config(self.name)
+
+    def _write_config(self, doc: dict[str, Any]) -> None:
+        self._pg._write_config(self.name, doc)

@@ -2,10 +2,13 @@
 
 Layout, in the client's schema (``public`` unless ``?schema=`` says otherwise)::
 
-    _vecbridge_collections (name, dimension, metric, index jsonb, created_at)   -- the catalog
+    _vecbridge_collections (name, dimension, metric, index jsonb, created_at,
+                            config jsonb)                                       -- the catalog
     "<name>" (id text COLLATE "C" PRIMARY KEY, embedding vector(d) NOT NULL,
               metadata jsonb NOT NULL, document text)                           -- one per collection
 
+``config`` holds the collection's configuration document (an embedding spec, a layout);
+catalogs made before it existed lack it until a configuration is first stored.
 The table is named exactly as the collection (quoted, so case is kept); the catalog's
 name starts with ``_`` and so can never be a portable collection name.  Indexes: HNSW
 (default) or IVFFlat on ``embedding`` with the operator class of the metric, none for
@@ -25,7 +28,9 @@ from psycopg import sql
 __all__ = [
     "CATALOG",
     "MAX_DIMENSION",
+    "MAX_FIELD_BYTES",
     "MAX_INDEX_DIMENSION",
+    "MAX_JSONB_BYTES",
     "OPCLASSES",
     "OPERATORS",
     "catalog_sql",
@@ -42,6 +47,11 @@ OPCLASSES = {"l2": "vector_l2_ops", "ip": "vector_ip_ops", "cosine": "vector_cos
 #: pgvector's limits: the vector type, and what HNSW / IVFFlat can index.
 MAX_DIMENSION = 16000
 MAX_INDEX_DIMENSION = 2000
+#: PostgreSQL's ceilings on one value: a text field is a varlena of at most MaxAllocSize
+#: (1 GB - 1) bytes, 4 of them its header; a jsonb's elements take at most 2**28 - 1 bytes
+#: (JENTRY_OFFLENMASK, "total size of jsonb ... exceeds the maximum").
+MAX_FIELD_BYTES = (1 << 30) - 1 - 4
+MAX_JSONB_BYTES = (1 << 28) - 1
 #: pgvector's own defaults, written into the catalog so that a collection keeps them.
 HNSW_DEFAULTS = {"m": 16, "ef_construction": 64, "ef_search": 40}
 IVF_DEFAULT_NLIST = 100
@@ -66,7 +76,7 @@ def resolve_index(spec: dict[str, Any], dimension: int) -> dict[str, Any]:
 def catalog_sql(schema: str) -> sql.Composed:
     return sql.SQL(
         "CREATE TABLE IF NOT EXISTS {} (name text COLLATE \"C\" PRIMARY KEY, dimension integer NOT NULL, "
-        "metric text NOT NULL, index jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+        "metric text NOT NULL, index jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), config jsonb)"
     ).format(sql.Identifier(schema, CATALOG))
 
 

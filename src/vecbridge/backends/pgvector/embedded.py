@@ -35,6 +35,7 @@ from typing import Any
 
 from ...base import native_errors
 from ...errors import BackendError, BackendNotInstalledError
+from .failures import ERRORS
 from .watchdog import USERS_LOCK, ensure_watchdog, open_lock, stop_server
 
 __all__ = ["embedded_conninfo", "stop_embedded"]
@@ -82,7 +83,7 @@ def embedded_conninfo(path: str) -> dict[str, Any]:
     """Start (or adopt) the server on ``path``; libpq parameters to reach it."""
     pgs = _pgserver(path)
     folder = Path(path).expanduser().resolve()
-    with _lock, native_errors("pgvector", f"starting the embedded PostgreSQL on {folder}"):
+    with _lock, native_errors("pgvector", f"starting the embedded PostgreSQL on {folder}", ERRORS):
         server = _server(pgs, folder)
         hold = _holds.get(folder)
         if hold is None or hold.pid != os.getpid():
@@ -129,13 +130,13 @@ def stop_embedded(path: str) -> None:
     with _lock:
         hold = _holds.pop(folder, None)
         if hold is not None and hold.pid == os.getpid():
-            with native_errors("pgvector", f"stopping the embedded PostgreSQL on {folder}"):
+            with native_errors("pgvector", f"stopping the embedded PostgreSQL on {folder}", ERRORS):
                 _release(folder, hold.fd, hold.bin_dir, hold.user)
             return
         if not (folder / USERS_LOCK).exists():
             return  # no vecbridge process has run a server there
         # Not used by this process: stop it all the same if no process uses it.
-        with native_errors("pgvector", f"stopping the embedded PostgreSQL on {folder}"):
+        with native_errors("pgvector", f"stopping the embedded PostgreSQL on {folder}", ERRORS):
             server = _server(_pgserver(path), folder)
             _release(folder, open_lock(folder / USERS_LOCK), server.bin_path, server.system_user)
 
