@@ -11,8 +11,10 @@ writer reported as written, and a filter on the new records finds them.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import numpy as np
@@ -79,8 +81,18 @@ def _result(proc: subprocess.Popen[str]) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+@pytest.fixture
+def folder():
+    """A temporary folder every user can reach: the embedded PostgreSQL runs as its own user, and
+    pytest's tmp_path may be made private by another pytest session on the machine."""
+    with tempfile.TemporaryDirectory(prefix="vbproc-") as tmp:
+        os.chmod(tmp, 0o755)
+        yield tmp
+
+
 @pytest.mark.parametrize("form", sorted(FORMS))
-def test_writer_and_reader_processes(form, tmp_path):
+def test_writer_and_reader_processes(form, folder):
+    tmp_path = folder
     url = FORMS[form].format(dir=tmp_path)
     rng = np.random.default_rng(0)
     base = rng.normal(size=(100, 8)).astype(np.float32)
@@ -113,4 +125,4 @@ def test_writer_and_reader_processes(form, tmp_path):
         if form == "pgvector-embedded":
             from vecbridge.backends.pgvector import stop_embedded
 
-            stop_embedded(str(tmp_path / "pg"))
+            stop_embedded(os.path.join(tmp_path, "pg"))
