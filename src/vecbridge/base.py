@@ -165,6 +165,12 @@ class BaseCollection(CollectionFlows):
     def capabilities(self) -> Capabilities:
         return self._client.capabilities
 
+    @property
+    def query_is_exact(self) -> bool:
+        """Whether ``_query`` is already an exact search (a flat index), so that a short row means
+        fewer matches than ``k`` and the exact top-k rule needs no count."""
+        return self.index.get("type") == "flat"
+
     def _mapped_errors(self, action: str) -> contextlib.AbstractContextManager[None]:
         """:func:`native_errors` with this backend's error table."""
         return self._client._mapped_errors(action)

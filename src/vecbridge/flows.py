@@ -109,6 +109,9 @@ class CollectionFlows:
         @property
         def has_embedder(self) -> bool: ...
 
+        @property
+        def query_is_exact(self) -> bool: ...
+
     # -- validation --------------------------------------------------------------------
     def _batch(self, ids: Any, vectors: Any, metadatas: Any, documents: Any, require_vectors: bool = True) -> Batch:
         b = validate_batch(ids, vectors, metadatas, documents, dimension=self.dimension, metric=self.metric,
@@ -256,7 +259,7 @@ class CollectionFlows:
         # The exact top-k rule: never fewer than k hits because the search was approximate.
         # A row with fewer hits than the records that match (at most k) is answered again by
         # ``_exact_query``; the count is asked only when some row is short.
-        short = [i for i, row in enumerate(raw) if len(row) < k]
+        short = [i for i, row in enumerate(raw) if len(row) < k] if not self.query_is_exact else ()
         if short:
             need = min(k, (yield "_count", (node,)))
             redo = [i for i in short if len(raw[i]) < need]
