@@ -144,7 +144,7 @@ class QdrantClient(BaseClient):
             # One server, whichever driver and port reach it: the REST and gRPC ports differ,
             # so the host and the path prefix name it (two servers on one host share the
             # lock, which only serialises their adds).
-            self.location = ("qdrant", u.host.lower() if u.host else u.host, options.get("prefix") or "")
+            self.location = ("qdrant", (u.host or "").lower(), options.get("prefix") or "")
         with self._mapped_errors("connect"):
             if self.local:
                 if u.driver or u.username or u.password:
