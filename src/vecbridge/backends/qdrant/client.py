@@ -177,10 +177,10 @@ class QdrantClient(BaseClient):
         message and the native detail qdrant-client hides (gRPC details, Qdrant's JSON status)
         shown; every call into local mode is serialised."""
         if self._closed:
-            # Otherwise a collection of a closed client reports the native "QdrantLocal instance is
-            # closed", or, on a folder another vecbridge client still holds open, goes on working.
-            raise BackendError(f"qdrant: {action}: the client of {self.url} is closed; "
-                               "open a new one with vecbridge.connect()")
+            # The core checks before every flow; this covers the calls outside flows (config,
+            # set_config, a scan already started), which on a folder another vecbridge client
+            # still holds open would otherwise go on working.
+            self._check_open()
         try:
             with self._lock, native_errors(self.backend_name, action, self.error_map):
                 yield
