@@ -9,7 +9,6 @@ points.  Expected values come from what was written and the native client's own 
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import vecbridge
@@ -17,8 +16,8 @@ from vecbridge.locks import collection_lock
 
 pytest.importorskip("qdrant_client")
 
-from qdrant_client import QdrantClient as NativeClient  # noqa: E402
-from qdrant_client import models  # noqa: E402
+from qdrant_client import QdrantClient as NativeClient
+from qdrant_client import models
 
 
 def _native_meta(path, name):

@@ -20,9 +20,9 @@ from vecbridge.base import classify
 
 pytest.importorskip("qdrant_client")
 
-from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse  # noqa: E402
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from vecbridge.backends.qdrant import QdrantClient  # noqa: E402
+from vecbridge.backends.qdrant import QdrantClient
 
 
 def _closed_port() -> int:
@@ -74,9 +74,9 @@ def test_a_dropped_collection_is_collection_not_found(client):
 
 def test_another_native_failure_is_not_unavailable(client):
     client.create_collection("other", 4, "l2")
-    with pytest.raises(vecbridge.BackendError) as info:
-        with client._mapped_errors("query"):  # a native call the core's checks never let through
-            client._native.query_points("other", query=[1.0, 2.0], limit=1)
+    # a native call the core's checks never let through
+    with pytest.raises(vecbridge.BackendError) as info, client._mapped_errors("query"):
+        client._native.query_points("other", query=[1.0, 2.0], limit=1)
     assert type(info.value) is vecbridge.BackendError
     assert info.value.__cause__ is not None
 

@@ -15,7 +15,7 @@ from vecbridge import filters
 
 pytest.importorskip("qdrant_client")
 
-from vecbridge.backends.qdrant import translator  # noqa: E402
+from vecbridge.backends.qdrant import translator
 
 
 def test_the_table_covers_exactly_the_language():

@@ -56,7 +56,13 @@ from qdrant_client import models
 
 from ...base import BaseClient, classify, native_errors
 from ...capabilities import Capabilities
-from ...errors import BackendError, BackendLockedError, CollectionExistsError, InvalidURLError, UnsupportedFeatureError, VecbridgeError
+from ...errors import (
+    BackendLockedError,
+    CollectionExistsError,
+    InvalidURLError,
+    UnsupportedFeatureError,
+    VecbridgeError,
+)
 from ...options import Option
 from ...url import URL, redact
 from .collection import FORMAT, META_KEY, QdrantCollection, stored_config
