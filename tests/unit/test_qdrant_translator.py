@@ -36,3 +36,29 @@ def test_an_operator_added_to_the_language_is_refused(form, tmp_path, monkeypatc
             with pytest.raises(vecbridge.UnsupportedFilterError, match=r"\$startswith"):
                 call()
         assert client._native.count("newop", exact=True).count == 2  # delete removed nothing
+
+
+EXISTS_METAS = [{}, {"k": ""}, {"k": 0}, {"k": False}, {"k": []}, {"k": ["x"]}, {"k": 0.0}, {"o": 1},
+                {"a.b": []}, {'q"k': []}, {"k": [], "a.b": "v"}]
+EXISTS_WHERES = [{"k": {"$exists": True}}, {"k": {"$exists": False}}, {"a.b": {"$exists": True}},
+                 {'q"k': {"$exists": True}}, {"$not": {"k": {"$exists": True}}},
+                 {"$or": [{"k": {"$exists": False}}, {"a.b": {"$exists": True}}]},
+                 {"k": {"$exists": True}, "o": {"$exists": False}}]
+
+
+@pytest.mark.parametrize("form", ["memory", "disk"])
+def test_exists_answers_as_the_reference_evaluator(form, tmp_path):
+    url = "qdrant://" if form == "memory" else f"qdrant:///{tmp_path}/q"
+    ids = [f"r{i}" for i in range(len(EXISTS_METAS))]
+    with vecbridge.connect(url) as client:
+        coll = client.create_collection("exists", 4, "l2")
+        coll.add(ids, np.tile(np.arange(1.0, 5.0), (len(ids), 1)), EXISTS_METAS)
+        for where in EXISTS_WHERES:
+            want = sorted(i for i, m in zip(ids, EXISTS_METAS) if filters.evaluate(where, m))
+            assert sorted(r.id for r in coll.get(where=where)) == want, where
+            assert coll.count(where) == len(want), where
+            assert sorted(h.id for h in coll.query(np.ones(4), k=len(ids), where=where)) == want, where
+        where = {"k": {"$exists": True}}
+        coll.delete(where=where)
+        assert sorted(r.id for r in coll.get()) == sorted(i for i, m in zip(ids, EXISTS_METAS)
+                                                          if not filters.evaluate(where, m))

@@ -10,6 +10,9 @@ How each rule of the contract is kept (the payload layout is in ``payload.py``):
   ``$contains`` is the same equality on the list key (Qdrant tests each element).
 * ``$ne``/``$nin``/``$not``: ``must_not``, which is true where the key is missing.
 * Range operators: ``Range``, which matches numbers only.
+* ``$exists``: the scalar key or the list key is not empty (Qdrant's ``IsEmpty`` is true
+  for a missing field and for ``[]``), or the key is named in ``_vb_e``, the payload's
+  list of keys holding an empty list; ``false`` is the ``must_not`` of that.
 * Keys are quoted paths (``"a.b"``), so dots are not nesting.
 
 Each operator has its function in :data:`OPERATORS`, dispatched through
@@ -33,7 +36,7 @@ from qdrant_client import models
 
 from ...errors import UnsupportedFilterError
 from ...filters import And, Cmp, Node, Not, Or, operator_table
-from .payload import list_path, scalar_path
+from .payload import EMPTY_KEY, list_path, scalar_path, storage_key
 
 _EXACT_LIMIT = 2**53
 _INT64_FLOAT_LIMIT = 2.0**63
@@ -126,10 +129,19 @@ def _range(c: Cmp) -> Any:
     return models.FieldCondition(key=scalar_path(c.key), range=models.Range(**{_RANGE_FIELD[c.op]: bound}))
 
 
+def _exists(c: Cmp) -> Any:
+    present = models.Filter(should=[
+        models.Filter(must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(key=scalar_path(c.key)))]),
+        models.Filter(must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(key=list_path(c.key)))]),
+        models.FieldCondition(key=EMPTY_KEY, match=models.MatchValue(value=storage_key(c.key))),
+    ])
+    return present if c.value is True else models.Filter(must_not=[present])
+
+
 #: The translation of each comparison operator of the filter language.
 OPERATORS: dict[str, Callable[[Cmp], Any]] = {
     "$eq": _eq, "$ne": _ne, "$in": _in, "$nin": _nin, "$contains": _contains,
-    "$gt": _range, "$gte": _range, "$lt": _range, "$lte": _range,
+    "$gt": _range, "$gte": _range, "$lt": _range, "$lte": _range, "$exists": _exists,
 }
 # An operator missing here (one added to the language later) is refused, never translated
 # by another operator's branch.
