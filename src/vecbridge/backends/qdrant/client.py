@@ -17,26 +17,29 @@ Local mode on disk admits one native client per folder (it holds an exclusive lo
 ``<folder>/.lock``): the vecbridge clients of one folder in one process share one, closed
 with the last of them, and every call into it is serialised (local mode is not
 thread-safe).  Another process, or a native ``qdrant_client.QdrantClient`` of this process,
-that opens the folder meanwhile gets :class:`BackendLockedError`; qdrant-client reports
-that as a bare ``RuntimeError``, told apart from its other RuntimeErrors by the
-portalocker ``LockException`` it is raised from (see :func:`_folder_locked`).
+that opens the folder meanwhile gets :class:`BackendLockedError` (a row of the error
+table, ``errortable.py``, which says how each native failure is classified).
 
-``add`` checks for existing ids and then writes: two calls, which one lock per collection
-holds together against the other threads of this process (local mode: the folder's
-lock).  Nothing holds them together against another process writing to the same server:
-there an ``add`` racing another ``add`` of the same id may replace it without an error.
+``add`` checks for existing ids and then writes: two calls, which the core's in-process
+lock per collection (``vecbridge.locks``, keyed by :attr:`QdrantClient.location`: the
+folder, or the server's host and prefix) holds together against the other threads of this
+process.  Nothing holds them together against another process writing to the same server
+(``Capabilities.atomic_add`` is false): there an ``add`` racing another ``add`` of the same
+id may replace it without an error.
 
 How records look to Qdrant: a point whose id is the UUIDv5 of the vecbridge id, with the
 payload ``_vb_id`` (the id), ``_vb_doc`` (the document), scalar metadata under its own
 keys, list metadata under ``_vb_l``, and in cosine collections ``_vb_vec``, the float32
 bytes of the vector as given (base64), since Qdrant stores cosine vectors normalised.
-The index spec is kept in the collection's metadata; ``flat`` is an exact search over
-an HNSW config of ``m=0`` (no graph), which tells it apart where no metadata was kept.
-Collections made by other Qdrant clients open too (one dense vector, a cosine, dot or
-euclid distance): points without ``_vb_id`` show their Qdrant id as a string.
+The collection's configuration document (index spec, layout, what ``set_config`` stored)
+is kept in the collection's metadata under :data:`META_KEY`; ``flat`` is an exact search
+over an HNSW config of ``m=0`` (no graph), which tells it apart where no metadata was
+kept.  Collections made by other Qdrant clients open too (one dense vector, a cosine, dot
+or euclid distance), with the layout ``native``: points without ``_vb_id`` show their
+Qdrant id as a string.
 
 Filter numbers that are whole must be below 2**53 in magnitude, or beyond 2**63 (the
-server compares payload numbers as float64; ``qfilter.py``); others raise
+server compares payload numbers as float64; ``translator.py``); others raise
 UnsupportedFilterError.
 """
 
@@ -44,7 +47,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -52,12 +54,19 @@ from typing import Any
 from qdrant_client import QdrantClient as NativeClient
 from qdrant_client import models
 
-from ...base import BaseClient, native_errors
+from ...base import BaseClient, classify, native_errors
 from ...capabilities import Capabilities
+from ...errors import (
+    BackendLockedError,
+    CollectionExistsError,
+    InvalidURLError,
+    UnsupportedFeatureError,
+    VecbridgeError,
+)
 from ...options import Option
-from ...errors import BackendError, BackendLockedError, CollectionExistsError, InvalidURLError, UnsupportedFeatureError
 from ...url import URL, redact
-from .collection import QdrantCollection
+from .collection import FORMAT, META_KEY, QdrantCollection, stored_config
+from .errortable import ERROR_MAP, detail
 
 OPTIONS = (
     Option("api_key", where="server", secret=True, doc="the server's API key (or :password@ in the URL)"),
@@ -71,30 +80,13 @@ _DRIVERS = {None: (False, False), "http": (False, False), "https": (True, False)
             "grpcs": (True, True)}
 _DISTANCE = {"cosine": models.Distance.COSINE, "l2": models.Distance.EUCLID, "ip": models.Distance.DOT}
 _METRIC = {v: k for k, v in _DISTANCE.items()}
-META_KEY = "vecbridge"
+#: The server's default ``service.max_request_size_mb`` (32), for REST and gRPC alike.
+SERVER_REQUEST_BYTES = 32 * 1024 * 1024
 
 # Local mode on disk: one native client per folder in this process, shared and counted,
 # with the lock that serialises calls into it (local mode is not thread-safe).
 _shared: dict[str, list[Any]] = {}
 _shared_lock = threading.Lock()
-# Server collections: the lock that holds add's check and write together, per
-# (host, prefix, collection) in this process.
-_add_locks: dict[tuple[Any, ...], threading.Lock] = {}
-
-
-def _folder_locked(exc: BaseException) -> bool:
-    """Whether ``exc`` is local mode refusing a folder whose lock another client holds.
-
-    ``QdrantLocal._load`` takes a non-blocking exclusive portalocker lock and, when that
-    fails, raises a plain ``RuntimeError`` inside its ``except LockException`` block, so the
-    ``LockException`` is the error's ``__context__``.  That pair is the test, not the text.
-    portalocker is looked up in ``sys.modules``: it was imported if it raised anything (and
-    importing it afresh can fail on a read-only system).
-    """
-    locker = sys.modules.get("portalocker.exceptions")
-    lock_exc = getattr(locker, "LockException", None)
-    return (isinstance(exc, RuntimeError) and lock_exc is not None
-            and isinstance(exc.__context__, lock_exc))
 
 
 def _open_local(path: str) -> tuple[NativeClient, str, threading.RLock]:
@@ -104,9 +96,10 @@ def _open_local(path: str) -> tuple[NativeClient, str, threading.RLock]:
         if entry is None:
             try:
                 native = NativeClient(path=path)
-            except RuntimeError as exc:
-                if not _folder_locked(exc):
+            except Exception as exc:
+                if classify(exc, ERROR_MAP) is not BackendLockedError:
                     raise
+                # the table's class, with a message that names the folder and what to do
                 raise BackendLockedError(
                     f"qdrant: the local folder {os.path.abspath(path)} is in use by another process (or by a "
                     "Qdrant client of this process that vecbridge did not open); Qdrant's local mode admits "
@@ -133,8 +126,11 @@ class QdrantClient(BaseClient):
 
     backend_name = "qdrant"
     declared_options = OPTIONS
-    # integers in filters: the server compares them as doubles, so only |n| < 2**53 is exact
-    capabilities_declared = Capabilities(index_types=("flat", "hnsw"), filter_int_range=(-(2**53) + 1, 2**53 - 1))
+    error_map = ERROR_MAP
+    # Integers in filters: the server compares them as doubles, so only |n| < 2**53 is exact.
+    # add's check and write are two calls: nothing holds them together across processes.
+    capabilities_declared = Capabilities(index_types=("flat", "hnsw"), filter_int_range=(-(2**53) + 1, 2**53 - 1),
+                                         atomic_add=False)
 
     def __init__(self, url: URL | str, **options: Any):
         super().__init__(url, **options)
@@ -149,14 +145,19 @@ class QdrantClient(BaseClient):
         self.parallel = int(options["parallel"])
         self._shared_key: str | None = None
         self.local = u.host is None
-        self._lock_scope = (u.host, options.get("prefix"))
         self._lock: Any = threading.RLock() if self.local else contextlib.nullcontext()
-        with self._errors("connect"):
+        if not self.local:
+            # One server, whichever driver and port reach it: the REST and gRPC ports differ,
+            # so the host and the path prefix name it (two servers on one host share the
+            # lock, which only serialises their adds).
+            self.location = ("qdrant", (u.host or "").lower(), options.get("prefix") or "")
+        with self._mapped_errors("connect"):
             if self.local:
                 if u.driver or u.username or u.password:
                     raise InvalidURLError(f"{u}: a local-mode URL (no host) takes no driver or credentials")
                 if u.path:
                     self._native, self._shared_key, self._lock = _open_local(u.path)
+                    self.location = self._shared_key  # the folder's real path, as _open_local shares it
                 else:
                     self._native = NativeClient(location=":memory:")
             else:
@@ -172,37 +173,36 @@ class QdrantClient(BaseClient):
 
         grpc = self.url.driver in ("grpc", "grpcs")
         return replace(self.capabilities_declared, wire_bytes_per_float=4 if self.local or grpc else 20,
-                       persistent=not self.local or self.url.path is not None)
+                       max_request_bytes=None if self.local else SERVER_REQUEST_BYTES,
+                       persistent=not self.local or self.url.path is not None,
+                       shared_between_processes=not self.local)  # a local folder is locked by one process
 
     @contextlib.contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        """:func:`native_errors` (the api key scrubbed from any message); serialised in local mode."""
+    def _mapped_errors(self, action: str) -> Iterator[None]:
+        """The error table's mapping (:func:`native_errors`), with the api key scrubbed from any
+        message and the native detail qdrant-client hides (gRPC details, Qdrant's JSON status)
+        shown; every call into local mode is serialised."""
         if self._closed:
-            # Otherwise a collection of a closed client reports the native "QdrantLocal instance is
-            # closed", or, on a folder another vecbridge client still holds open, goes on working.
-            raise BackendError(f"qdrant: {action}: the client of {self.url} is closed; "
-                               "open a new one with vecbridge.connect()")
+            # The core checks before every flow; this covers the calls outside flows (config,
+            # set_config, a scan already started), which on a folder another vecbridge client
+            # still holds open would otherwise go on working.
+            self._check_open()
         try:
             with self._lock, native_errors(self.backend_name, action, self.error_map):
                 yield
-        except BackendError as exc:
-            cause, msg = exc.__cause__, str(exc)
-            details = getattr(cause, "details", None)  # a gRPC error says what went wrong there
-            if callable(details):
-                msg = redact(f"qdrant: {action} failed: {type(cause).__name__}: {details()}")
+        except VecbridgeError as exc:
+            cause = exc.__cause__
+            if cause is None or isinstance(cause, VecbridgeError) or exc.__class__ is BackendLockedError:
+                raise  # not a native error mapped here (or already worded, like the folder lock)
+            msg = str(exc)
+            better = detail(cause)
+            if better:
+                msg = redact(f"qdrant: {action} failed: {type(cause).__name__}: {better}")
             if self._secret:
                 msg = msg.replace(self._secret, "***")
             if msg != str(exc):
-                raise type(exc)(msg) from cause  # keeps a BackendLockedError/BackendUnavailableError one
+                raise type(exc)(msg) from cause  # the table's class, a better message
             raise
-
-    def _add_lock(self, name: str) -> Any:
-        """The lock that holds ``add``'s check and write on collection ``name`` together."""
-        if self.local:
-            return self._lock  # already serialises every call into this folder / memory store
-        key = (*self._lock_scope, name)
-        with _shared_lock:
-            return _add_locks.setdefault(key, threading.Lock())
 
     def _close(self) -> None:
         if self._shared_key is not None:
@@ -214,11 +214,11 @@ class QdrantClient(BaseClient):
 
     # -- collections -----------------------------------------------------------------
     def _has_collection(self, name: str) -> bool:
-        with self._errors("collection_exists"):
+        with self._mapped_errors("collection_exists"):
             return bool(self._native.collection_exists(name))
 
     def _list_collections(self) -> list[str]:
-        with self._errors("list collections"):
+        with self._mapped_errors("list collections"):
             return [c.name for c in self._native.get_collections().collections]
 
     def _create_collection(self, name: str, dimension: int, metric: str, index: dict[str, Any]) -> QdrantCollection:
@@ -228,20 +228,19 @@ class QdrantClient(BaseClient):
         else:
             hnsw = models.HnswConfigDiff(m=spec.get("m"), ef_construct=spec.get("ef_construction"))  # type: ignore[arg-type]
         try:
-            with self._errors("create_collection"):
+            with self._mapped_errors("create_collection"):
                 self._native.create_collection(
                     name, vectors_config=models.VectorParams(size=dimension, distance=_DISTANCE[metric]),
-                    hnsw_config=hnsw, metadata={META_KEY: {"format": 1, "index": spec}})
-        except BackendError as exc:
-            if "already exists" in str(exc):
-                raise CollectionExistsError(f"collection {name!r} exists already on qdrant") from exc.__cause__
-            raise
+                    hnsw_config=hnsw, metadata={META_KEY: {"format": FORMAT, "index": spec, "layout": "vecbridge"}})
+        except CollectionExistsError as exc:  # created by someone else since the core's check
+            raise CollectionExistsError(f"collection {name!r} exists already on qdrant ({self.url}); open it with "
+                                        "get_collection") from exc.__cause__
         return QdrantCollection(self, name, dimension, metric, spec, managed=True, using=None)
 
     def _get_collection(self, name: str) -> QdrantCollection | None:
         if not self._has_collection(name):
             return None
-        with self._errors("get_collection"):
+        with self._mapped_errors("get_collection"):
             config = self._native.get_collection(name).config
         vectors = config.params.vectors
         using = None
@@ -254,16 +253,12 @@ class QdrantClient(BaseClient):
         if vectors is None or vectors.distance not in _METRIC:
             raise UnsupportedFeatureError(f"qdrant collection {name!r}: distance "
                                           f"{getattr(vectors, 'distance', None)} has no vecbridge metric")
-        meta = (config.metadata or {}).get(META_KEY)
-        if isinstance(meta, dict):
-            managed = True
-            spec = dict(meta.get("index") or {"type": "hnsw"})
-        else:  # created elsewhere (or by a server that keeps no collection metadata)
-            managed = False
-            spec = {"type": "flat" if config.hnsw_config.m == 0 else "hnsw"}
+        doc = stored_config(config.metadata)
+        managed = doc.get("layout") == "vecbridge"  # else created elsewhere (or metadata-less server)
+        spec = dict(doc.get("index") or {"type": "flat" if config.hnsw_config.m == 0 else "hnsw"})
         return QdrantCollection(self, name, int(vectors.size), _METRIC[vectors.distance], spec,
                                 managed=managed, using=using)
 
     def _delete_collection(self, name: str) -> None:
-        with self._errors("delete_collection"):
+        with self._mapped_errors("delete_collection"):
             self._native.delete_collection(name)

@@ -1,7 +1,7 @@
 """A Qdrant collection behind the vecbridge Collection protocol.
 
-Record layout and ids: ``payload.py``; filters: ``qfilter.py``.  Every write waits
-(``wait=True``) so that the next read sees it.  Paging and scanning walk the points in
+Record layout and ids: ``payload.py``; filters: ``translator.py``; errors:
+``errortable.py``.  Every write waits (``wait=True``) so that the next read sees it.  Paging and scanning walk the points in
 id order with Qdrant's scroll cursor (the next page's first point id), never with deep
 offsets.
 
@@ -12,6 +12,18 @@ about two minutes.  So a local scan reads pages of at least :data:`PAGE` points 
 hands them out in the caller's batch size; the collection is in this process's memory
 anyway, so a page of 1,000 is a small part of it.  A server scrolls by its id index and
 gets the caller's batch size as it is.
+
+The exact top-k rule (a filtered HNSW search that comes back short is answered again by
+``_exact_query``, see ``vecbridge.base``) is served by Qdrant itself: the same search with
+``SearchParams(exact=True)``, the filter applied inside Qdrant, so no vectors travel.
+Local mode always searches exactly (and warns about search params), so it gets none.
+
+The collection's configuration document lives in the collection's metadata under
+:data:`META_KEY`: ``{"layout": …, "index": …, "format": 1, <set_config entries>}``.
+``format`` is this backend's payload-layout marker, kept out of the document the core
+sees (a migration would otherwise carry it to another backend).  Collections created
+before the document existed hold ``{"format": 1, "index": …}`` there, which reads as the
+same document; a collection without the key was made by another client: layout ``native``.
 """
 
 from __future__ import annotations
@@ -23,17 +35,32 @@ import numpy as np
 from qdrant_client import models
 
 from ...base import BaseCollection, RawHit
+from ...errors import UnsupportedFeatureError
 from ...filters import Node
 from ...types import Record
 from ...validation import Batch
 from . import payload as pl
-from .qfilter import to_filter
+from .translator import to_filter
 
 if TYPE_CHECKING:
     from .client import QdrantClient
 
 #: Points per scroll page and per retrieve/delete request.
 PAGE = 1000
+#: The collection-metadata key of the configuration document, and the payload layout's version.
+META_KEY = "vecbridge"
+FORMAT = 1
+_EXACT = models.SearchParams(exact=True)
+
+
+def stored_config(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """The configuration document kept in a collection's metadata (see the module docstring)."""
+    meta = (metadata or {}).get(META_KEY)
+    if not isinstance(meta, dict):
+        return {"layout": "native"}
+    doc = {k: v for k, v in meta.items() if k != "format"}
+    doc.setdefault("layout", "vecbridge")  # the first form, {"format": 1, "index": …}, was always ours
+    return doc
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
@@ -60,6 +87,7 @@ class QdrantCollection(BaseCollection):
 
     # Qdrant's score: cos for Cosine, the dot product for Dot, the (non-squared) distance for Euclid.
     native_scores: ClassVar[dict[str, str]] = {"cosine": "similarity", "ip": "similarity", "l2": "distance"}
+    exact_scores: ClassVar[dict[str, str]] = native_scores  # the same search, exact=True
 
     def __init__(self, client: QdrantClient, name: str, dimension: int, metric: str, index: dict[str, Any],
                  *, managed: bool, using: str | None):
@@ -67,6 +95,7 @@ class QdrantCollection(BaseCollection):
         self._qc = client
         self._native = client._native
         self._using = using
+        self._layout = "vecbridge" if managed else "native"
         # Cosine vectors come back from the float32 bytes kept in the payload; Qdrant's stored
         # (normalised) vector is read only for points written by others, in a collection
         # vecbridge did not create.
@@ -77,14 +106,29 @@ class QdrantCollection(BaseCollection):
         self._point_ids: Callable[[list[str]], list[Any]] = (
             pl.point_ids if managed else (lambda ids: [pl.native_point_id(i) for i in ids]))
         self._params: models.SearchParams | None = None
+        self._exact_params: models.SearchParams | None = None
         if not client.local:  # local mode always searches exactly and warns about search params
+            self._exact_params = _EXACT
             if index.get("type") == "flat":
-                self._params = models.SearchParams(exact=True)
+                self._params = _EXACT
             elif index.get("ef_search"):
                 self._params = models.SearchParams(hnsw_ef=int(index["ef_search"]))
 
-    def _errors(self, action: str) -> Any:
-        return self._qc._errors(action)
+    # -- configuration -----------------------------------------------------------------
+    def _read_config(self) -> dict[str, Any] | None:
+        with self._mapped_errors("get_collection"):
+            return stored_config(self._native.get_collection(self.name).config.metadata)
+
+    def _write_config(self, doc: dict[str, Any]) -> None:
+        # The layout and index are the collection's, whatever the document says; the metadata
+        # update merges top-level keys, so this replaces the whole document and nothing else.
+        kept = {**doc, "layout": self._layout, "index": dict(self.index), "format": FORMAT}
+        with self._mapped_errors("update_collection"):
+            self._native.update_collection(self.name, metadata={META_KEY: kept})
+        if self._read_config() != {k: v for k, v in kept.items() if k != "format"}:
+            raise UnsupportedFeatureError(
+                f"qdrant: the server at {self._qc.url} did not keep the configuration of {self.name!r} in the "
+                "collection's metadata (a server older than collection metadata ignores it); upgrade the server")
 
     # -- reading helpers ---------------------------------------------------------------
     def _selectors(self, include: frozenset[str]) -> tuple[Any, Any]:
@@ -105,7 +149,7 @@ class QdrantCollection(BaseCollection):
         left = limit
         while left is None or left > 0:
             n = page if left is None else min(page, left)
-            with self._errors("scroll"):
+            with self._mapped_errors("scroll"):
                 points, offset = self._native.scroll(self.name, scroll_filter=flt, limit=n, offset=offset,
                                                      with_payload=with_payload, with_vectors=with_vectors)
             if points:
@@ -116,12 +160,6 @@ class QdrantCollection(BaseCollection):
                 return
 
     # -- writes ------------------------------------------------------------------------
-    def _add(self, b: Batch) -> None:
-        # The base class checks for existing ids, then upserts: without one lock over both,
-        # two threads adding the same id both pass the check and both "succeed".
-        with self._qc._add_lock(self.name):
-            super()._add(b)
-
     def _upsert(self, b: Batch) -> None:
         assert b.vectors is not None and b.metadatas is not None and b.documents is not None
         raw = pl.encode_vectors(b.vectors) if self._raw_in_payload else None
@@ -133,7 +171,7 @@ class QdrantCollection(BaseCollection):
         # mode upserts whatever one call gets at once, which slows down on large calls
         # (20k points at 384-d: 2.9 s in one call, 1.8 s in calls of 256), so it gets chunks.
         step = size if self._qc.local else max(len(pids), 1)
-        with self._errors("upsert"):
+        with self._mapped_errors("upsert"):
             for i in range(0, len(pids), step):
                 rows = b.vectors[i:i + step]
                 self._native.upload_collection(
@@ -142,7 +180,7 @@ class QdrantCollection(BaseCollection):
 
     def _delete(self, ids: list[str] | None, where: Node | None) -> None:
         flt = to_filter(where)
-        with self._errors("delete"):
+        with self._mapped_errors("delete"):
             if ids is None:  # by filter; `where={}` (no filter) deletes every point
                 self._native.delete(self.name, points_selector=models.FilterSelector(filter=flt or models.Filter()),
                                     wait=True)
@@ -159,7 +197,7 @@ class QdrantCollection(BaseCollection):
         pids = self._point_ids(ids)
         by_point = {str(p): i for p, i in zip(pids, ids)}  # point ids come back as int or UUID string
         found: list[str] = []
-        with self._errors("retrieve"):
+        with self._mapped_errors("retrieve"):
             for chunk in _chunks(pids, PAGE):
                 points = self._native.retrieve(self.name, ids=chunk, with_payload=False, with_vectors=False)
                 found += [by_point[str(p.id)] for p in points]
@@ -171,7 +209,7 @@ class QdrantCollection(BaseCollection):
         with_payload, with_vectors = self._selectors(include)
         for chunk in _chunks(self._point_ids(ids), PAGE):
             if flt is None:
-                with self._errors("retrieve"):
+                with self._mapped_errors("retrieve"):
                     points = self._native.retrieve(self.name, ids=chunk, with_payload=with_payload,
                                                    with_vectors=with_vectors)
                 out += self._records(points, include)
@@ -186,7 +224,7 @@ class QdrantCollection(BaseCollection):
         cursor = None
         skipped = 0
         while skipped < offset:  # walk past `offset` points reading ids only
-            with self._errors("scroll"):
+            with self._mapped_errors("scroll"):
                 points, cursor = self._native.scroll(self.name, scroll_filter=flt, limit=min(PAGE, offset - skipped),
                                                      offset=cursor, with_payload=False, with_vectors=False)
             skipped += len(points)
@@ -200,19 +238,27 @@ class QdrantCollection(BaseCollection):
         return _rebatch(self._scroll(None, include, None, page=max(batch_size, PAGE)), batch_size)
 
     def _count(self, where: Node | None) -> int:
-        with self._errors("count"):
+        with self._mapped_errors("count"):
             return int(self._native.count(self.name, count_filter=to_filter(where), exact=True).count)
 
     def _query(self, vectors: np.ndarray, k: int, where: Node | None, include: frozenset[str]) -> list[list[RawHit]]:
+        return self._search(vectors, k, where, include, self._params)
+
+    def _exact_query(self, vectors: np.ndarray, k: int, where: Node | None,
+                     include: frozenset[str]) -> list[list[RawHit]]:
+        return self._search(vectors, k, where, include, self._exact_params)
+
+    def _search(self, vectors: np.ndarray, k: int, where: Node | None, include: frozenset[str],
+                params: models.SearchParams | None) -> list[list[RawHit]]:
         flt = to_filter(where)
         with_payload, with_vectors = self._selectors(include)
-        with self._errors("query"):
+        with self._mapped_errors("query"):
             if len(vectors) == 1:
                 results = [self._native.query_points(
-                    self.name, query=vectors[0], using=self._using, query_filter=flt, search_params=self._params,
+                    self.name, query=vectors[0], using=self._using, query_filter=flt, search_params=params,
                     limit=k, with_payload=with_payload, with_vectors=with_vectors).points]
             else:
-                requests = [models.QueryRequest(query=v, using=self._using, filter=flt, params=self._params, limit=k,
+                requests = [models.QueryRequest(query=v, using=self._using, filter=flt, params=params, limit=k,
                                                 with_payload=with_payload, with_vector=with_vectors)
                             for v in vectors.tolist()]
                 results = [r.points for r in self._native.query_batch_points(self.name, requests=requests)]

@@ -8,7 +8,8 @@ Point id
     is that UUID (:func:`native_point_id`).
 
 Payload
-    ``{"_vb_id": id, "_vb_doc": document, "_vb_vec": ..., <scalar metadata>, "_vb_l": {<list metadata>}}``
+    ``{"_vb_id": id, "_vb_doc": document, "_vb_vec": ..., <scalar metadata>, "_vb_l": {<list metadata>},
+    "_vb_e": [<keys of empty lists>]}``
 
     * Scalar metadata sits at the top level under its own key, as a Qdrant user would
       write it.  Qdrant keeps int, float and bool apart, so types come back exactly.
@@ -18,6 +19,10 @@ Payload
     * A key holding ``"`` or ``\\`` cannot be written in a Qdrant key path even quoted,
       so it is stored as ``_vbk_<hex of its UTF-8>``; user keys never start with ``_vb``,
       which keeps the encoding unambiguous.
+    * ``_vb_e`` names the keys whose value is an empty list (absent when there are none):
+      Qdrant's only presence test, ``IsEmpty``, holds for a missing field and for ``[]``
+      alike, so ``$exists`` could not tell ``{"tags": []}`` from no ``tags`` without it.
+      Points written before ``_vb_e`` existed answer ``$exists`` on an empty list as absent.
     * ``_vb_doc`` is absent when the document is ``None``.
     * ``_vb_vec`` (cosine collections only): Qdrant stores cosine vectors normalised, and
       rescaling by the norm does not give the float32 input back (at 384 dimensions no
@@ -41,6 +46,7 @@ ID_KEY = "_vb_id"
 DOC_KEY = "_vb_doc"
 VEC_KEY = "_vb_vec"
 LIST_KEY = "_vb_l"
+EMPTY_KEY = "_vb_e"
 ENCODED_PREFIX = "_vbk_"
 
 _NS = ID_NAMESPACE.bytes
@@ -128,16 +134,21 @@ def encode_payloads(ids: Sequence[str], metadatas: Sequence[Mapping[str, Any]],
         if raw_vectors is not None:
             p[VEC_KEY] = raw_vectors[i]
         lists: dict[str, Any] | None = None
+        empty: list[str] | None = None
         for key, value in meta.items():
             k = storage_key(key)
             if isinstance(value, list):
                 if lists is None:
                     lists = {}
                 lists[k] = list(value)
+                if not value:
+                    empty = [*(empty or []), k]
             else:
                 p[k] = value
         if lists is not None:
             p[LIST_KEY] = lists
+        if empty is not None:
+            p[EMPTY_KEY] = empty
         out.append(p)
     return out
 

@@ -10,7 +10,13 @@ How each rule of the contract is kept (the payload layout is in ``payload.py``):
   ``$contains`` is the same equality on the list key (Qdrant tests each element).
 * ``$ne``/``$nin``/``$not``: ``must_not``, which is true where the key is missing.
 * Range operators: ``Range``, which matches numbers only.
+* ``$exists``: the scalar key or the list key is not empty (Qdrant's ``IsEmpty`` is true
+  for a missing field and for ``[]``), or the key is named in ``_vb_e``, the payload's
+  list of keys holding an empty list; ``false`` is the ``must_not`` of that.
 * Keys are quoted paths (``"a.b"``), so dots are not nesting.
+
+Each operator has its function in :data:`OPERATORS`, dispatched through
+:func:`vecbridge.filters.operator_table`.
 
 The Qdrant server compares payload numbers as float64.  A filter number that is a
 whole number of magnitude 2**53 or more could equal several stored integers there, so
@@ -23,13 +29,14 @@ already is the float64 the server compares.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from qdrant_client import models
 
 from ...errors import UnsupportedFilterError
-from ...filters import And, Cmp, Node, Not, Or
-from .payload import list_path, scalar_path
+from ...filters import And, Cmp, Node, Not, Or, operator_table
+from .payload import EMPTY_KEY, list_path, scalar_path, storage_key
 
 _EXACT_LIMIT = 2**53
 _INT64_FLOAT_LIMIT = 2.0**63
@@ -97,19 +104,45 @@ def _one_of(key: str, path: str, values: tuple[Any, ...], op: str) -> Any:
     return conds[0] if len(conds) == 1 else models.Filter(should=conds)
 
 
-def _compare(c: Cmp) -> Any:
-    op, value = c.op, c.value
-    if op == "$eq":
-        return _one_of(c.key, scalar_path(c.key), (value,), op)
-    if op == "$ne":
-        return models.Filter(must_not=[_one_of(c.key, scalar_path(c.key), (value,), op)])
-    if op == "$in":
-        return _one_of(c.key, scalar_path(c.key), value, op)
-    if op == "$nin":
-        return models.Filter(must_not=[_one_of(c.key, scalar_path(c.key), value, op)])
-    if op == "$contains":
-        return _one_of(c.key, list_path(c.key), (value,), op)
-    if op in _RANGE_FIELD:
-        bound = _check_number(c.key, op, value)
-        return models.FieldCondition(key=scalar_path(c.key), range=models.Range(**{_RANGE_FIELD[op]: bound}))
-    raise UnsupportedFilterError(f"qdrant: the operator {op} has no Qdrant translation")
+def _eq(c: Cmp) -> Any:
+    return _one_of(c.key, scalar_path(c.key), (c.value,), c.op)
+
+
+def _ne(c: Cmp) -> Any:
+    return models.Filter(must_not=[_one_of(c.key, scalar_path(c.key), (c.value,), c.op)])
+
+
+def _in(c: Cmp) -> Any:
+    return _one_of(c.key, scalar_path(c.key), c.value, c.op)
+
+
+def _nin(c: Cmp) -> Any:
+    return models.Filter(must_not=[_one_of(c.key, scalar_path(c.key), c.value, c.op)])
+
+
+def _contains(c: Cmp) -> Any:
+    return _one_of(c.key, list_path(c.key), (c.value,), c.op)
+
+
+def _range(c: Cmp) -> Any:
+    bound = _check_number(c.key, c.op, c.value)
+    return models.FieldCondition(key=scalar_path(c.key), range=models.Range(**{_RANGE_FIELD[c.op]: bound}))
+
+
+def _exists(c: Cmp) -> Any:
+    present = models.Filter(should=[
+        models.Filter(must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(key=scalar_path(c.key)))]),
+        models.Filter(must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(key=list_path(c.key)))]),
+        models.FieldCondition(key=EMPTY_KEY, match=models.MatchValue(value=storage_key(c.key))),
+    ])
+    return present if c.value is True else models.Filter(must_not=[present])
+
+
+#: The translation of each comparison operator of the filter language.
+OPERATORS: dict[str, Callable[[Cmp], Any]] = {
+    "$eq": _eq, "$ne": _ne, "$in": _in, "$nin": _nin, "$contains": _contains,
+    "$gt": _range, "$gte": _range, "$lt": _range, "$lte": _range, "$exists": _exists,
+}
+# An operator missing here (one added to the language later) is refused, never translated
+# by another operator's branch.
+_compare = operator_table(OPERATORS, "qdrant")
