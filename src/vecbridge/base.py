@@ -296,6 +296,7 @@ class BaseCollection(CollectionFlows):
         """The collection's configuration document: ``dimension``, ``metric``, ``index``,
         ``layout`` and what else was stored with it (``set_config``), e.g. an embedding spec."""
         if self._config is None:
+            self._client._check_open()
             stored = self._read_config() or {}
             self._config = {**stored, "dimension": self.dimension, "metric": self.metric,
                             "index": dict(self.index), "layout": stored.get("layout", "vecbridge")}
@@ -304,6 +305,7 @@ class BaseCollection(CollectionFlows):
     def set_config(self, **entries: Any) -> None:
         """Store ``entries`` (JSON values; ``None`` removes a key) in the configuration document.
         ``dimension``, ``metric`` and ``index`` describe the collection and cannot be set."""
+        self._client._check_open()
         fixed = sorted(set(entries) & {"dimension", "metric", "index"})
         if fixed:
             raise ValueError(f"{', '.join(fixed)} describe the collection and cannot be set in its configuration")
