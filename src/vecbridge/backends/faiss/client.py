@@ -5,28 +5,45 @@ Each collection on disk is a folder ``<root>/<name>/`` holding ``records.sqlite`
 (the index, saved on ``close()``) and ``lock`` (the write lock).  Any number of
 clients and processes may read and write a folder: writes are serialised by the lock
 and every reader catches its index up with the records (see :mod:`.collection`).
+
+The collection's facts (dimension, metric, index spec, layout) and what ``set_config``
+stores with it are one JSON document in the info table of ``records.sqlite`` (key
+``config``); a folder made before that key existed is read from its older info keys.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import weakref
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ...base import BaseClient, native_errors
+from ...base import BaseClient
 from ...capabilities import Capabilities
 from ...errors import CollectionExistsError, InvalidURLError
 from ...url import URL
 from .collection import DB_NAME, FaissCollection
+from .failures import ERRORS, mapped_errors
 from .lock import folder_lock
-from .store import Store
+from .store import MAX_DOCUMENT_BYTES, MAX_METADATA_BYTES, Store, stored_metadata_bytes
 
 
 class FaissClient(BaseClient):
     backend_name = "faiss"
-    capabilities_declared = Capabilities(index_types=("flat", "hnsw"), ordered_scan=True)
+    error_map = ERRORS
+    capabilities_declared = Capabilities(
+        index_types=("flat", "hnsw"),
+        # one SQLite row per record (store.py); vectors never leave the process
+        max_document_bytes=MAX_DOCUMENT_BYTES, max_metadata_bytes=MAX_METADATA_BYTES,
+        metadata_bytes=stored_metadata_bytes,
+        ordered_scan=True,  # by row id: the order records were last written in, stable between scans
+        # add's check and write are one SQLite transaction under the folder's flock (lock.py),
+        # which every process writing the folder takes
+        atomic_add=True,
+        shared_between_processes=True, persistent=True)
 
     def __init__(self, url: URL | str, **options: Any):
         super().__init__(url, **options)
@@ -40,9 +57,13 @@ class FaissClient(BaseClient):
         self._finalizer = weakref.finalize(self, FaissClient._flush_all, self._open)
 
     def _capabilities(self) -> Capabilities:
-        from dataclasses import replace
+        if self._root is not None:
+            return self.capabilities_declared
+        # faiss:// lives in this client's memory: no other process (or client) can reach it
+        return replace(self.capabilities_declared, shared_between_processes=False, persistent=False)
 
-        return replace(self.capabilities_declared, persistent=self._root is not None)
+    def _mapped_errors(self, action: str) -> contextlib.AbstractContextManager[None]:
+        return mapped_errors(action, self._root)
 
     @staticmethod
     def _flush_all(open_: dict[str, FaissCollection]) -> None:
@@ -72,7 +93,7 @@ class FaissClient(BaseClient):
 
     def _create_collection(self, name: str, dimension: int, metric: str, index: dict[str, Any]) -> FaissCollection:
         spec = {"type": "hnsw"} if index["type"] == "default" else dict(index)
-        with native_errors("faiss", "create_collection"):
+        with mapped_errors("create_collection", self._dir(name) if self._root is not None else None):
             directory = None
             if self._root is None:
                 store = Store(":memory:")
@@ -81,7 +102,8 @@ class FaissClient(BaseClient):
                 directory.mkdir(parents=True, exist_ok=True)
                 tmp = directory / f"{DB_NAME}.{os.getpid()}.{id(self)}.new"
                 store = Store(str(tmp))
-            store.set_info(dimension=dimension, metric=metric, index=spec, generation=0)
+            store.set_config({"dimension": dimension, "metric": metric, "index": spec, "layout": "vecbridge"})
+            store.set_info(generation=0)
             if directory is not None:  # the collection appears only once complete
                 store.close()
                 try:
@@ -115,10 +137,10 @@ class FaissClient(BaseClient):
         directory = self._dir(name)
         if "/" in name or name in ("", ".", "..") or not (directory / DB_NAME).is_file():
             return None
-        with native_errors("faiss", "open collection"):
+        with mapped_errors("open collection", directory):
             store = Store(str(directory / DB_NAME))
-            info = store.get_info()
-        coll = FaissCollection(self, name, store, info["dimension"], info["metric"], info["index"], directory)
+            doc = store.get_config()
+        coll = FaissCollection(self, name, store, doc["dimension"], doc["metric"], doc["index"], directory)
         self._open[name] = coll
         return coll
 
@@ -126,7 +148,7 @@ class FaissClient(BaseClient):
         self._forget(name)
         if self._root is not None:
             directory = self._dir(name)
-            with native_errors("faiss", "delete_collection"), folder_lock(directory):
+            with mapped_errors("delete_collection", directory), folder_lock(directory):
                 # under the lock: no writer of another client is inside a transaction; they
                 # find the folder gone when they next take the lock
                 shutil.rmtree(directory, ignore_errors=True)

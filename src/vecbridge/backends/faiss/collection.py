@@ -18,6 +18,13 @@ index remembers the generation it reflects (``_index_gen``).  Hence three rules:
 
 A collection deleted (or deleted and created anew) by another client is noticed by the
 inode of its ``records.sqlite`` and raises :class:`CollectionNotFoundError`.
+
+Search: a filter matching few records (at most :data:`EXACT_LIMIT`) is answered exactly
+over those records' vectors (kept with the filter), because a graph search restricted to a
+small fraction of its points misses many of them and is no faster; other searches use the
+graph.  Either way the numbers are FAISS's own (``native_scores``).  A row that comes back
+short is completed by the core (``vecbridge.flows``: ``_count``, then ``_exact_query``, an
+exact search over the index's own vectors of the matches).
 """
 
 from __future__ import annotations
@@ -33,11 +40,13 @@ from typing import TYPE_CHECKING, Any
 import faiss as _faiss
 import numpy as np
 
-from ...base import BaseCollection, RawHit, native_errors
+from ...base import BaseCollection, RawHit
 from ...errors import CollectionNotFoundError, DuplicateIdError
 from ...filters import Node
+from ...scores import exact_top_k
 from ...types import Record
 from ...validation import Batch
+from .failures import mapped_errors
 from .lock import folder_lock
 from .store import Store
 
@@ -49,8 +58,8 @@ if TYPE_CHECKING:
 #: Filters matching at most this many records are searched exactly over the matches.
 EXACT_LIMIT = 4096
 _FILTER_CACHE_SIZE = 32
-#: Vectors fetched for an exact fallback are kept with the filter up to this many matches.
-FALLBACK_CACHE_LIMIT = 65536
+#: Bytes the cached filters may hold (their vectors, float64 for exact_top_k, and row ids).
+FILTER_CACHE_BYTES = 256 << 20
 DEFAULT_HNSW = {"m": 16, "ef_construction": 200, "ef_search": 100}
 DB_NAME = "records.sqlite"
 _INDEX_FILE = re.compile(r"index-(\d+)\.faiss")
@@ -77,8 +86,10 @@ def file_identity(path: str) -> tuple[int, int] | None:
 
 
 class FaissCollection(BaseCollection):
-    # FAISS returns squared l2, and inner products (cosine: of normalised vectors).
+    # FAISS returns squared l2, and inner products (cosine: of normalised vectors);
+    # _exact_query returns the same kinds (_exact).
     native_scores = {"cosine": "similarity", "ip": "similarity", "l2": "squared_l2"}
+    exact_scores = native_scores
 
     def __init__(self, client: FaissClient, name: str, store: Store, dimension: int, metric: str,
                  index: dict[str, Any], directory: Path | None):
@@ -94,10 +105,11 @@ class FaissCollection(BaseCollection):
         self._seen_version = -1  # PRAGMA data_version when the index was last caught up
         self._tomb = np.empty(0, dtype=np.int64)  # ids still in an HNSW graph but deleted
         self._tomb_sel: tuple[np.ndarray, Any] | None = None
-        self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray | None, Any]] = OrderedDict()
+        # filter -> (matching rids, their vectors (float64) if few, else a FAISS id selector, bytes)
+        self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray | None, Any, int]] = OrderedDict()
+        self._cache_bytes = 0
         self._cache_gen = -1
-        self._fallback: dict[str, np.ndarray] = {}  # filter -> its matches' vectors, same lifetime
-        self._exact = index.get("type") == "flat"
+        self._exact_index = index.get("type") == "flat"
         self._ef = int(index.get("ef_search", DEFAULT_HNSW["ef_search"]))
         self._plain_params: dict[int, Any] = {}
 
@@ -184,7 +196,7 @@ class FaissCollection(BaseCollection):
         new = np.setdiff1d(live, held)
         store.forget(gone.tolist())
         self._clear_caches()
-        if self._exact:
+        if self._exact_index:
             if len(gone):
                 index.remove_ids(faiss.IDSelectorBatch(gone))
             self._tomb = np.empty(0, dtype=np.int64)
@@ -201,7 +213,21 @@ class FaissCollection(BaseCollection):
 
     def _clear_caches(self) -> None:
         self._cache.clear()
-        self._fallback.clear()
+        self._cache_bytes = 0
+
+    def _mapped_errors(self, action: str) -> contextlib.AbstractContextManager[None]:
+        return mapped_errors(action, self._dir)
+
+    # -- configuration (the info table, see client.py) ------------------------------
+    def _read_config(self) -> dict[str, Any] | None:
+        with self._store.lock, self._mapped_errors("read the configuration"):
+            return self._store.get_config()
+
+    def _write_config(self, doc: dict[str, Any]) -> None:
+        self._check_alive()
+        facts = {"dimension": self.dimension, "metric": self.metric, "index": dict(self.index)}
+        with self._store.lock, self._mapped_errors("write the configuration"):
+            self._store.set_config({"layout": "vecbridge", **doc, **facts})
 
     def flush(self) -> None:
         """Save the index beside its records (disk mode) if it is current and not saved yet."""
@@ -235,7 +261,7 @@ class FaissCollection(BaseCollection):
             return
         try:
             if len(removed):
-                if self._exact:
+                if self._exact_index:
                     self._index.remove_ids(faiss.IDSelectorBatch(removed))
                 else:
                     self._tomb = np.union1d(self._tomb, removed)
@@ -268,7 +294,7 @@ class FaissCollection(BaseCollection):
     def _write(self, b: Batch, replace: bool) -> None:
         store = self._store
         assert b.vectors is not None and b.metadatas is not None and b.documents is not None
-        with store.lock, native_errors("faiss", "write"), self._transaction():
+        with store.lock, self._mapped_errors("write"), self._transaction():
             old = store.existing(b.ids)
             if old and not replace:
                 raise DuplicateIdError(self._duplicate_message(list(old)))
@@ -286,7 +312,7 @@ class FaissCollection(BaseCollection):
 
     def _delete(self, ids: list[str] | None, where: Node | None) -> None:
         store = self._store
-        with store.lock, native_errors("faiss", "delete"), self._transaction():
+        with store.lock, self._mapped_errors("delete"), self._transaction():
             rids = store.rids_for(ids, where)
             store.delete_rids(rids)
             gen = store.commit()
@@ -294,21 +320,21 @@ class FaissCollection(BaseCollection):
 
     # -- reads -----------------------------------------------------------------------
     def _count(self, where: Node | None) -> int:
-        with self._store.lock:
+        with self._store.lock, self._mapped_errors("count"):
             return self._store.count(where)
 
     def _get_ids(self, ids: list[str], where: Node | None, include: frozenset[str]) -> list[Record]:
-        with self._store.lock:
+        with self._store.lock, self._mapped_errors("get"):
             return self._store.select(include, where, ids=ids)
 
     def _get_page(self, where: Node | None, limit: int | None, offset: int, include: frozenset[str]) -> list[Record]:
-        with self._store.lock:
+        with self._store.lock, self._mapped_errors("get"):
             return self._store.select(include, where, limit=limit, offset=offset)
 
     def _scan(self, batch_size: int, include: frozenset[str]) -> Iterator[list[Record]]:
         after = 0
         while True:
-            with self._store.lock:
+            with self._store.lock, self._mapped_errors("scan"):
                 rows = self._store.last_rid_page(after, batch_size, include)
             if not rows:
                 return
@@ -316,8 +342,8 @@ class FaissCollection(BaseCollection):
             after = rows[-1][0]
 
     def _matches(self, where: Node) -> tuple[np.ndarray, np.ndarray | None, Any]:
-        """Row ids matching ``where``, and their index vectors when few or else a FAISS id
-        selector over them (building one hashes every id), cached per generation."""
+        """Row ids matching ``where``, and their vectors (float64, for exact_top_k) when few or
+        else a FAISS id selector over them (building one hashes every id), cached per generation."""
         if self._index_gen != self._cache_gen:
             self._clear_caches()
             self._cache_gen = self._index_gen
@@ -334,17 +360,22 @@ class FaissCollection(BaseCollection):
                     self._cache_gen = gen
                 rids = store.matching_rids(where)
             vecs = sel = None
+            size = rids.nbytes
             if len(rids) <= EXACT_LIMIT:
-                vecs = self._index_vectors(rids) if len(rids) else None
+                vecs = self._index_vectors(rids).astype(np.float64) if len(rids) else None
+                size += vecs.nbytes if vecs is not None else 0
             else:
                 sel = faiss.IDSelectorBatch(rids)
-            hit = (rids, vecs, sel)
+                size += 2 * rids.nbytes  # its hash set, roughly
+            hit = (rids, vecs, sel, size)
             self._cache[key] = hit
-            if len(self._cache) > _FILTER_CACHE_SIZE:
-                self._fallback.pop(self._cache.popitem(last=False)[0], None)
+            self._cache_bytes += size
+            while len(self._cache) > 1 and (len(self._cache) > _FILTER_CACHE_SIZE or
+                                            self._cache_bytes > FILTER_CACHE_BYTES):
+                self._cache_bytes -= self._cache.popitem(last=False)[1][3]
         else:
             self._cache.move_to_end(key)
-        return hit
+        return hit[0], hit[1], hit[2]
 
     def _live_in_index(self) -> np.ndarray:
         assert self._index is not None
@@ -362,35 +393,18 @@ class FaissCollection(BaseCollection):
         assert self._index is not None
         return np.ascontiguousarray(self._index.reconstruct_batch(rids), dtype=np.float32)
 
-    def _knn(self, q: np.ndarray, vecs: np.ndarray, rids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k over a small candidate set, in FAISS's native numbers.
-
-        numpy rather than ``faiss.knn``: no OpenMP start-up per call, which dominates
-        (and stalls under CPU contention) for a few queries over a few thousand vectors.
-        """
-        dots = q @ vecs.T
-        if self.metric == "l2":
-            native = (q * q).sum(1)[:, None] - 2.0 * dots + (vecs * vecs).sum(1)[None, :]
-            order_key = native
-        else:
-            native = dots
-            order_key = -dots
-        kk = min(k, len(rids))
-        part = np.argpartition(order_key, kk - 1, axis=1)[:, :kk] if kk < len(rids) else \
-            np.tile(np.arange(len(rids)), (len(q), 1))
-        rows = np.arange(len(q))[:, None]
-        order = np.argsort(order_key[rows, part], axis=1, kind="stable")
-        best = part[rows, order]
-        D = native[rows, best].astype(np.float32)
-        labels = rids[best]
-        if kk < k:
-            pad = k - kk
-            D = np.hstack([D, np.zeros((len(q), pad), dtype=D.dtype)])
-            labels = np.hstack([labels, np.full((len(q), pad), -1, dtype=np.int64)])
-        return D, labels
+    def _exact(self, q: np.ndarray, vecs: np.ndarray, rids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` of the prepared queries ``q`` over ``vecs`` (the index's vectors of
+        ``rids``), with :func:`vecbridge.scores.exact_top_k`, as FAISS's own numbers."""
+        # the index holds a cosine collection's vectors normalised, and q is normalised
+        # (_prepare): their inner product is the cosine, which ranks as cosine does
+        metric = "ip" if self.metric == "cosine" else self.metric
+        dist, idx = exact_top_k(metric, q, vecs, k)
+        native = dist * dist if metric == "l2" else -dist  # squared l2; the inner product
+        return native, rids[idx]
 
     def _search(self, index: faiss.Index, q: np.ndarray, k: int, sel: Any) -> tuple[np.ndarray, np.ndarray]:
-        if self._exact:
+        if self._exact_index:
             params = faiss.SearchParameters(sel=sel) if sel is not None else None
         elif sel is not None:
             params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(self._ef, k))
@@ -403,7 +417,7 @@ class FaissCollection(BaseCollection):
 
     def _query(self, vectors: np.ndarray, k: int, where: Node | None, include: frozenset[str]) -> list[list[RawHit]]:
         store = self._store
-        with store.lock, native_errors("faiss", "query"):
+        with store.lock, self._mapped_errors("query"):
             self._current_index()
             q = self._prepare(vectors)
             if where is None:
@@ -412,14 +426,8 @@ class FaissCollection(BaseCollection):
                 want = min(k, index.ntotal - len(self._tomb))
                 if want <= 0:
                     return [[] for _ in range(len(q))]
+                # a row the graph search leaves short (-1 labels) is completed by the core
                 D, I = self._search(index, q, want, self._tomb_selector())
-                labels = I.tolist()
-                if any(-1 in row for row in labels):  # the graph search came back short: answer those rows exactly
-                    rids_all = self._live_in_index()
-                    vecs_all = self._index_vectors(rids_all)
-                    for short in np.nonzero((I >= 0).sum(axis=1) < want)[0]:
-                        D[short], I[short] = (a[0] for a in self._knn(q[short:short + 1], vecs_all, rids_all, want))
-                    labels = I.tolist()
             else:
                 rids, vecs, sel = self._matches(where)  # may catch the index up further
                 index = self._index
@@ -428,27 +436,43 @@ class FaissCollection(BaseCollection):
                     return [[] for _ in range(len(q))]
                 want = min(k, len(rids))
                 if vecs is not None:
-                    D, I = self._knn(q, vecs, rids, want)
+                    D, I = self._exact(q, vecs, rids, want)
                 else:
                     D, I = self._search(index, q, want, sel)
-                    for short in (np.nonzero((I >= 0).sum(axis=1) < want)[0] if (I < 0).any() else ()):
-                        if vecs is None:  # the graph search missed matches: answer exactly
-                            vecs = self._fallback.get(repr(where))
-                            if vecs is None:
-                                vecs = self._index_vectors(rids)
-                                if len(rids) <= FALLBACK_CACHE_LIMIT:  # for the next short row
-                                    self._fallback[repr(where)] = vecs
-                        D[short], I[short] = (a[0] for a in self._knn(q[short:short + 1], vecs, rids, want))
-                labels = I.tolist()
-            # rows are immutable per rid (store.py), so the cache needs no invalidation; a row
-            # deleted by another process since the index was caught up is left out
-            rows = store.rows
-            missing = [r for row in labels for r in row if r not in rows and r >= 0]
-            if missing:
-                store.fetch_rows(missing)
-            vec_bytes = None
-            if "vector" in include:
-                vec_bytes = store.vector_bytes(list({r for row in labels for r in row if r >= 0}))
+            return self._hits_of(D, I, include)
+
+    def _exact_query(self, vectors: np.ndarray, k: int, where: Node | None,
+                     include: frozenset[str]) -> list[list[RawHit]]:
+        """Exact top-``k`` over the matches of ``where``: the vectors come from the index
+        (current with SQLite), the ranking from :func:`vecbridge.scores.exact_top_k`."""
+        store = self._store
+        with store.lock, self._mapped_errors("exact query"):
+            self._current_index()
+            q = self._prepare(vectors)
+            if where is None:
+                rids, vecs = self._live_in_index(), None
+            else:
+                rids, vecs, _ = self._matches(where)
+            if not len(rids):
+                return [[] for _ in range(len(q))]
+            if vecs is None:  # many matches: not cached, read for this call only
+                vecs = self._index_vectors(rids)
+            D, I = self._exact(q, vecs, rids, k)
+            return self._hits_of(D, I, include)
+
+    def _hits_of(self, D: np.ndarray, I: np.ndarray, include: frozenset[str]) -> list[list[RawHit]]:
+        """The hits of a search's (numbers, row ids); the caller holds the store's lock."""
+        store = self._store
+        labels = I.tolist()
+        # rows are immutable per rid (store.py), so the cache needs no invalidation; a row
+        # deleted by another process since the index was caught up is left out
+        rows = store.rows
+        missing = [r for row in labels for r in row if r not in rows and r >= 0]
+        if missing:
+            store.fetch_rows(missing)
+        vec_bytes = None
+        if "vector" in include:
+            vec_bytes = store.vector_bytes(list({r for row in labels for r in row if r >= 0}))
         return self._hits(D.tolist(), labels, rows, vec_bytes, include)
 
     @staticmethod

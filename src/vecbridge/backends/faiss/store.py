@@ -26,7 +26,7 @@ import numpy as np
 
 from ...filters import Node
 from ...types import Record
-from .sqlfilter import compile_filter, meta_rows
+from .translator import compile_filter, meta_rows
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,6 +45,38 @@ CREATE INDEX IF NOT EXISTS meta_key_txt ON meta (key, txt);
 """
 
 CHUNK = 30000  # below SQLite's limit of 32766 bound parameters
+#: Seconds a statement waits for another connection's write lock before SQLite gives up
+#: with "database is locked" (a BackendLockedError, failures.py).
+BUSY_TIMEOUT = 5.0
+
+
+def _sqlite_max_length() -> int:
+    """SQLite's largest string, BLOB and row in bytes (SQLITE_LIMIT_LENGTH; 10^9 unless the
+    library was built otherwise; Python 3.10 cannot ask)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        return int(conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)) if hasattr(conn, "getlimit") else 1_000_000_000
+    finally:
+        conn.close()
+
+
+#: A record is one row of ``records`` (id, vector, metadata JSON, document), and SQLite
+#: refuses a row longer than SQLITE_LIMIT_LENGTH: the document gets half of it, the metadata
+#: the other half less room for the largest id and vector (65,536 float32) and the header.
+SQLITE_MAX_LENGTH = _sqlite_max_length()
+MAX_DOCUMENT_BYTES = SQLITE_MAX_LENGTH // 2
+MAX_METADATA_BYTES = SQLITE_MAX_LENGTH // 2 - (1 << 20)
+
+
+def encode_metadata(metadata: dict[str, Any]) -> str:
+    """The metadata as stored: JSON with non-ASCII characters escaped (so ASCII, one byte a
+    character)."""
+    return json.dumps(metadata)
+
+
+def stored_metadata_bytes(metadata: dict[str, Any], document: str | None) -> int:
+    """Bytes ``metadata`` takes in its row (``Capabilities.metadata_bytes``)."""
+    return len(encode_metadata(metadata))
 #: Rows (id, parsed metadata, document) kept in memory for query results.
 ROW_CACHE_LIMIT = 100_000
 
@@ -58,7 +90,7 @@ class Store:
     """SQLite tables of one collection; every method runs under the collection's lock."""
 
     def __init__(self, path: str, dimension: int | None = None):
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT)
         if path != ":memory:":
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
@@ -75,6 +107,19 @@ class Store:
     def set_info(self, **values: Any) -> None:
         self.conn.executemany("INSERT OR REPLACE INTO info (key, value) VALUES (?, ?)",
                               [(k, json.dumps(v)) for k, v in values.items()])
+
+    def get_config(self) -> dict[str, Any]:
+        """The collection's configuration document (the info key ``config``).  A collection
+        made before that key existed kept its facts as the info keys ``dimension``,
+        ``metric`` and ``index``: they are read instead."""
+        info = self.get_info()
+        doc = info.get("config")
+        if isinstance(doc, dict):
+            return doc
+        return {k: info[k] for k in ("dimension", "metric", "index") if k in info}
+
+    def set_config(self, doc: dict[str, Any]) -> None:
+        self.set_info(config=doc)
 
     @property
     def generation(self) -> int:
@@ -136,7 +181,7 @@ class Store:
         row = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'records'").fetchone()
         first = (row[0] if row else 0) + 1
         rids = np.arange(first, first + len(ids), dtype=np.int64)
-        dumps = json.dumps
+        dumps = encode_metadata
         self.conn.executemany(
             "INSERT INTO records (rid, id, vector, metadata, document) VALUES (?, ?, ?, ?, ?)",
             zip(rids.tolist(), ids, (v.tobytes() for v in vectors), (dumps(m) for m in metadatas), documents),

@@ -4,17 +4,23 @@ Every key and value is a bound parameter; nothing from the filter is spliced int
 the SQL text.  Each comparison is ``rid IN (rows of meta that match)``, so a missing
 key is simply "no row": false for a positive test, true under ``NOT``, which is
 exactly the contract's rule for ``$ne`` and ``$nin``.
+
+The comparisons are a table keyed by operator (:data:`OPERATORS`, dispatched by
+:func:`vecbridge.filters.operator_table`): an operator added to the language later is
+refused with ``UnsupportedFilterError`` until it has its own row here, instead of
+falling into another operator's translation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from ...filters import Cmp, Node, to_sql
+from ...filters import Cmp, Node, operator_table, to_sql
+
+__all__ = ["OPERATORS", "compile_filter", "encode_scalar", "meta_rows"]
 
 KIND_STR, KIND_NUM, KIND_BOOL = 0, 1, 2
-
-_RANGE_SQL = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
 
 def encode_scalar(value: Any) -> tuple[int, Any, Any]:
@@ -52,7 +58,7 @@ def _values_match(values: tuple[Any, ...], params: list[Any]) -> str:
     return "(" + " OR ".join(parts) + ")"
 
 
-def _exists(key: str, is_list: int, cond: str, params: list[Any], cond_params: list[Any]) -> str:
+def _exists(key: str, is_list: int, cond: str, cond_params: list[Any], params: list[Any]) -> str:
     params.append(key)
     params.extend(cond_params)
     # an uncorrelated subquery: SQLite runs it once per query (by the (key, value) indexes)
@@ -60,18 +66,33 @@ def _exists(key: str, is_list: int, cond: str, params: list[Any], cond_params: l
     return f"r.rid IN (SELECT m.rid FROM meta m WHERE m.key = ? AND m.is_list = {is_list} AND {cond})"
 
 
-def _compare(node: Cmp, params: list[Any]) -> str:
-    """SQL boolean expression over ``records r``; appends its parameters to ``params``."""
-    op = node.op
+def _equal_to_any(node: Cmp, values: tuple[Any, ...], is_list: int, params: list[Any]) -> str:
     cond_params: list[Any] = []
-    if op in _RANGE_SQL:
-        cond = f"m.kind = {KIND_NUM} AND m.num {_RANGE_SQL[op]} ?"
-        cond_params.append(node.value)
-        return _exists(node.key, 0, cond, params, cond_params)
-    values = node.value if op in ("$in", "$nin") else (node.value,)
     cond = _values_match(values, cond_params)
-    expr = _exists(node.key, 1 if op == "$contains" else 0, cond, params, cond_params)
-    return f"(NOT {expr})" if op in ("$ne", "$nin") else expr
+    return _exists(node.key, is_list, cond, cond_params, params)
+
+
+def _range(sql_op: str) -> Callable[[Cmp, list[Any]], str]:
+    def translate(node: Cmp, params: list[Any]) -> str:
+        # only numbers: a bool is stored with kind KIND_BOOL and never matches a range
+        return _exists(node.key, 0, f"m.kind = {KIND_NUM} AND m.num {sql_op} ?", [node.value], params)
+    return translate
+
+
+#: Operator -> its SQL: each takes the comparison and the parameter list it appends to.
+OPERATORS: dict[str, Callable[[Cmp, list[Any]], str]] = {
+    "$eq": lambda node, params: _equal_to_any(node, (node.value,), 0, params),
+    "$ne": lambda node, params: f"(NOT {_equal_to_any(node, (node.value,), 0, params)})",
+    "$in": lambda node, params: _equal_to_any(node, tuple(node.value), 0, params),
+    "$nin": lambda node, params: f"(NOT {_equal_to_any(node, tuple(node.value), 0, params)})",
+    "$contains": lambda node, params: _equal_to_any(node, (node.value,), 1, params),
+    "$gt": _range(">"),
+    "$gte": _range(">="),
+    "$lt": _range("<"),
+    "$lte": _range("<="),
+}
+
+_compare = operator_table(OPERATORS, "faiss")
 
 
 def compile_filter(node: Node, params: list[Any]) -> str:
