@@ -231,7 +231,7 @@ class FaissCollection(BaseCollection):
 
     def flush(self) -> None:
         """Save the index beside its records (disk mode) if it is current and not saved yet."""
-        with self._store.lock:
+        with self._store.lock, self._mapped_errors("save the index"):
             if self._dir is None or self._index is None:
                 return
             gen = self._index_gen
