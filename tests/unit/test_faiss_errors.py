@@ -58,9 +58,8 @@ def test_a_damaged_records_file_is_a_backend_error_not_locked_or_unavailable(tmp
     for extra in db.parent.glob("records.sqlite-*"):  # WAL files of the closed connection
         extra.unlink()
     db.write_bytes(b"this is not an SQLite database" * 100)
-    with vecbridge.connect(url) as client:
-        with pytest.raises(vecbridge.BackendError) as err:
-            client.get_collection("broken")
+    with vecbridge.connect(url) as client, pytest.raises(vecbridge.BackendError) as err:
+        client.get_collection("broken")
     assert not isinstance(err.value, (vecbridge.BackendLockedError, vecbridge.BackendUnavailableError))
     assert isinstance(err.value.__cause__, sqlite3.DatabaseError)
     assert "faiss" in str(err.value)

@@ -11,7 +11,7 @@ from vecbridge import filters
 
 pytest.importorskip("faiss")
 
-from vecbridge.backends.faiss import translator  # noqa: E402
+from vecbridge.backends.faiss import translator
 
 
 def test_the_table_covers_exactly_the_languages_operators():
@@ -35,3 +35,24 @@ def test_an_operator_new_to_the_language_is_refused_everywhere(url, tmp_path, mo
             assert "$startswith" in str(err.value) and "faiss" in str(err.value), name
         monkeypatch.undo()
         assert sorted(r.id for r in coll.get()) == ids  # delete removed nothing
+
+
+EXISTS_METAS = [{"k": 1}, {"k": []}, {"k": ["a"]}, {}, {"other": "[]"}, {"other": [], "k2": "x"},
+                {"k": "[]"}, {"k": False}]
+
+
+@pytest.mark.parametrize("where", [{"k": {"$exists": True}}, {"k": {"$exists": False}},
+                                   {"$not": {"k": {"$exists": True}}}, {"other": {"$exists": True}},
+                                   {"$or": [{"k": {"$exists": False}}, {"k": 1}]},
+                                   {"k": {"$exists": True, "$ne": 1}}], ids=repr)
+def test_exists_matches_the_reference_evaluator(where):
+    ids = [f"r{i}" for i in range(len(EXISTS_METAS))]
+    want = {i for i, m in zip(ids, EXISTS_METAS) if filters.evaluate(where, m)}
+    with vecbridge.connect("faiss://") as client:
+        coll = client.create_collection("exists", 2, "l2", index={"type": "flat"})
+        coll.add(ids, np.random.default_rng(3).normal(size=(len(ids), 2)), EXISTS_METAS)
+        assert {r.id for r in coll.get(where=where)} == want
+        assert coll.count(where) == len(want)
+        assert {h.id for h in coll.query([1.0, 0.0], k=len(ids), where=where)} == want
+        coll.delete(where=where)
+        assert {r.id for r in coll.get()} == set(ids) - want

@@ -43,11 +43,11 @@ import numpy as np
 from ...base import BaseCollection, RawHit
 from ...errors import CollectionNotFoundError, DuplicateIdError
 from ...filters import Node
-from ...scores import exact_top_k
 from ...types import Record
 from ...validation import Batch
 from .failures import mapped_errors
 from .lock import folder_lock
+from .search import DEFAULT_HNSW, exact, exact_matrix, new_index
 from .store import Store
 
 faiss: Any = _faiss  # its SWIG stubs lack the search parameters and selectors used here
@@ -58,23 +58,10 @@ if TYPE_CHECKING:
 #: Filters matching at most this many records are searched exactly over the matches.
 EXACT_LIMIT = 4096
 _FILTER_CACHE_SIZE = 32
-#: Bytes the cached filters may hold (their vectors, float64 for exact_top_k, and row ids).
+#: Bytes the cached filters may hold (their vectors as search.exact_matrix, and row ids).
 FILTER_CACHE_BYTES = 256 << 20
-DEFAULT_HNSW = {"m": 16, "ef_construction": 200, "ef_search": 100}
 DB_NAME = "records.sqlite"
 _INDEX_FILE = re.compile(r"index-(\d+)\.faiss")
-
-
-def new_index(dimension: int, metric: str, spec: dict[str, Any]) -> faiss.Index:
-    mt = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
-    if spec["type"] == "flat":
-        inner = faiss.IndexFlat(dimension, mt)
-    else:
-        p = {**DEFAULT_HNSW, **{k: v for k, v in spec.items() if k != "type"}}
-        inner = faiss.IndexHNSWFlat(dimension, p["m"], mt)
-        inner.hnsw.efConstruction = p["ef_construction"]
-        inner.hnsw.efSearch = p["ef_search"]
-    return faiss.IndexIDMap2(inner)
 
 
 def file_identity(path: str) -> tuple[int, int] | None:
@@ -87,7 +74,7 @@ def file_identity(path: str) -> tuple[int, int] | None:
 
 class FaissCollection(BaseCollection):
     # FAISS returns squared l2, and inner products (cosine: of normalised vectors);
-    # _exact_query returns the same kinds (_exact).
+    # _exact_query returns the same kinds (search.exact).
     native_scores = {"cosine": "similarity", "ip": "similarity", "l2": "squared_l2"}
     exact_scores = native_scores
 
@@ -342,7 +329,7 @@ class FaissCollection(BaseCollection):
             after = rows[-1][0]
 
     def _matches(self, where: Node) -> tuple[np.ndarray, np.ndarray | None, Any]:
-        """Row ids matching ``where``, and their vectors (float64, for exact_top_k) when few or
+        """Row ids matching ``where``, and their vectors (as :func:`.search.exact_matrix`) when few or
         else a FAISS id selector over them (building one hashes every id), cached per generation."""
         if self._index_gen != self._cache_gen:
             self._clear_caches()
@@ -362,7 +349,7 @@ class FaissCollection(BaseCollection):
             vecs = sel = None
             size = rids.nbytes
             if len(rids) <= EXACT_LIMIT:
-                vecs = self._index_vectors(rids).astype(np.float64) if len(rids) else None
+                vecs = exact_matrix(self.metric, self._index_vectors(rids)) if len(rids) else None
                 size += vecs.nbytes if vecs is not None else 0
             else:
                 sel = faiss.IDSelectorBatch(rids)
@@ -392,16 +379,6 @@ class FaissCollection(BaseCollection):
     def _index_vectors(self, rids: np.ndarray) -> np.ndarray:
         assert self._index is not None
         return np.ascontiguousarray(self._index.reconstruct_batch(rids), dtype=np.float32)
-
-    def _exact(self, q: np.ndarray, vecs: np.ndarray, rids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-``k`` of the prepared queries ``q`` over ``vecs`` (the index's vectors of
-        ``rids``), with :func:`vecbridge.scores.exact_top_k`, as FAISS's own numbers."""
-        # the index holds a cosine collection's vectors normalised, and q is normalised
-        # (_prepare): their inner product is the cosine, which ranks as cosine does
-        metric = "ip" if self.metric == "cosine" else self.metric
-        dist, idx = exact_top_k(metric, q, vecs, k)
-        native = dist * dist if metric == "l2" else -dist  # squared l2; the inner product
-        return native, rids[idx]
 
     def _search(self, index: faiss.Index, q: np.ndarray, k: int, sel: Any) -> tuple[np.ndarray, np.ndarray]:
         if self._exact_index:
@@ -436,7 +413,7 @@ class FaissCollection(BaseCollection):
                     return [[] for _ in range(len(q))]
                 want = min(k, len(rids))
                 if vecs is not None:
-                    D, I = self._exact(q, vecs, rids, want)
+                    D, I = exact(self.metric, q, vecs, rids, want)
                 else:
                     D, I = self._search(index, q, want, sel)
             return self._hits_of(D, I, include)
@@ -456,8 +433,8 @@ class FaissCollection(BaseCollection):
             if not len(rids):
                 return [[] for _ in range(len(q))]
             if vecs is None:  # many matches: not cached, read for this call only
-                vecs = self._index_vectors(rids)
-            D, I = self._exact(q, vecs, rids, k)
+                vecs = exact_matrix(self.metric, self._index_vectors(rids))
+            D, I = exact(self.metric, q, vecs, rids, k)
             return self._hits_of(D, I, include)
 
     def _hits_of(self, D: np.ndarray, I: np.ndarray, include: frozenset[str]) -> list[list[RawHit]]:

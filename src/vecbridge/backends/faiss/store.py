@@ -53,9 +53,10 @@ BUSY_TIMEOUT = 5.0
 def _sqlite_max_length() -> int:
     """SQLite's largest string, BLOB and row in bytes (SQLITE_LIMIT_LENGTH; 10^9 unless the
     library was built otherwise; Python 3.10 cannot ask)."""
+    which = getattr(sqlite3, "SQLITE_LIMIT_LENGTH", None)  # Python 3.11+
     conn = sqlite3.connect(":memory:")
     try:
-        return int(conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)) if hasattr(conn, "getlimit") else 1_000_000_000
+        return int(conn.getlimit(which)) if which is not None else 1_000_000_000  # type: ignore[attr-defined]
     finally:
         conn.close()
 

@@ -58,7 +58,7 @@ def _values_match(values: tuple[Any, ...], params: list[Any]) -> str:
     return "(" + " OR ".join(parts) + ")"
 
 
-def _exists(key: str, is_list: int, cond: str, cond_params: list[Any], params: list[Any]) -> str:
+def _subquery(key: str, is_list: int, cond: str, cond_params: list[Any], params: list[Any]) -> str:
     params.append(key)
     params.extend(cond_params)
     # an uncorrelated subquery: SQLite runs it once per query (by the (key, value) indexes)
@@ -69,14 +69,23 @@ def _exists(key: str, is_list: int, cond: str, cond_params: list[Any], params: l
 def _equal_to_any(node: Cmp, values: tuple[Any, ...], is_list: int, params: list[Any]) -> str:
     cond_params: list[Any] = []
     cond = _values_match(values, cond_params)
-    return _exists(node.key, is_list, cond, cond_params, params)
+    return _subquery(node.key, is_list, cond, cond_params, params)
 
 
 def _range(sql_op: str) -> Callable[[Cmp, list[Any]], str]:
     def translate(node: Cmp, params: list[Any]) -> str:
         # only numbers: a bool is stored with kind KIND_BOOL and never matches a range
-        return _exists(node.key, 0, f"m.kind = {KIND_NUM} AND m.num {sql_op} ?", [node.value], params)
+        return _subquery(node.key, 0, f"m.kind = {KIND_NUM} AND m.num {sql_op} ?", [node.value], params)
     return translate
+
+
+def _exists(node: Cmp, params: list[Any]) -> str:
+    # a key whose value is an empty list has no meta row: the record's own JSON tells, and
+    # only records whose JSON holds an empty list ("[]") are parsed for it
+    params.extend([node.key, node.key])
+    present = ("(r.rid IN (SELECT m.rid FROM meta m WHERE m.key = ?) OR (r.metadata LIKE '%[]%' AND "
+               "EXISTS (SELECT 1 FROM json_each(r.metadata) j WHERE j.key = ?)))")
+    return present if node.value is True else f"(NOT {present})"
 
 
 #: Operator -> its SQL: each takes the comparison and the parameter list it appends to.
@@ -90,6 +99,7 @@ OPERATORS: dict[str, Callable[[Cmp, list[Any]], str]] = {
     "$gte": _range(">="),
     "$lt": _range("<"),
     "$lte": _range("<="),
+    "$exists": _exists,
 }
 
 _compare = operator_table(OPERATORS, "faiss")
