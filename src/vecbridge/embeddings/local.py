@@ -58,7 +58,9 @@ class SentenceTransformerEmbedder:
         self.batch_size = int(opts["batch_size"])
         self.normalize = bool(opts["normalize"])
         self._model = _load(model, self.device)
-        dim = self._model.get_sentence_embedding_dimension()
+        # sentence-transformers 6 renamed the method; older releases have only the first name
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dim = get_dim()
         self.dimension = int(dim) if dim else int(self._encode(["x"]).shape[1])
         kept = {"normalize": "true" if self.normalize else "false"}
         if self.batch_size != 64:
