@@ -152,7 +152,7 @@ def test_search_filters_scores_and_relevance(filled_store):
             np.testing.assert_allclose(values, relevance_formula(metric, want_scores), atol=1e-4)
             assert [d.id for d in store.similarity_search_by_vector(q, k=5, filter=where)] == want_ids
 
-            async def both():
+            async def both(text=text, q=q, where=where):
                 a = await store.asimilarity_search_with_score(text, k=5, filter=where)
                 b = await store.asimilarity_search_with_relevance_scores(text, k=5, filter=where)
                 c = await store.asimilarity_search_by_vector(q, k=5, filter=where)
@@ -321,3 +321,13 @@ def test_async_methods_run_on_vecbridge_aio_in_each_event_loop(vb_backend):
         got = asyncio.run(store.aget_by_ids(ids))
         assert store._async is not first and [d.id for d in got] == ids
         assert [d.page_content for d in got] == TEXTS[:6]
+
+
+def test_import_vecbridge_imports_no_framework():
+    import subprocess
+    import sys
+
+    code = ("import sys, vecbridge, vecbridge.integrations, vecbridge.aio; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('langchain_core', 'langchain')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -515,8 +515,8 @@ class VecbridgeVectorStore(VectorStore):
     def _mmr(vector: Any, hits: list[Hit], k: int, lambda_mult: float) -> list[Document]:
         if not hits:
             return []
-        picked = maximal_marginal_relevance(np.asarray(vector, dtype=np.float32), [h.vector for h in hits],
-                                            lambda_mult=lambda_mult, k=k)
+        vectors: Any = [h.vector for h in hits]  # float32 arrays; LangChain's helper is typed for lists
+        picked = maximal_marginal_relevance(np.asarray(vector, dtype=np.float32), vectors, lambda_mult=lambda_mult, k=k)
         return [_document(hits[i]) for i in picked]
 
     def max_marginal_relevance_search_by_vector(self, embedding: list[float], k: int = 4, fetch_k: int = 20,
