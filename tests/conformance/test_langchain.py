@@ -118,10 +118,10 @@ def relevance_formula(metric: str, score: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture
-def exact(vb_client):
+def exact(vb_backend):
     from vecbridge.testing._helpers import exact_index
 
-    return exact_index(vb_client)
+    return exact_index(vb_backend)
 
 
 @pytest.fixture(params=["cosine", "l2", "ip"])
