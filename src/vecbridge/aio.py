@@ -32,7 +32,7 @@ from .locks import AsyncSharedExclusiveLock
 from .types import Hit, Partition, Record
 from .url import URL
 
-__all__ = ["AsyncClient", "AsyncCollection", "connect", "open_collection"]
+__all__ = ["AsyncClient", "AsyncCollection", "connect", "open_collection", "wrap"]
 
 #: The default hooks that are flows themselves: with native async hooks they are driven
 #: here, so that their own I/O is async too.
@@ -199,8 +199,9 @@ class AsyncCollection:
 class AsyncClient:
     """The async twin of a :class:`~vecbridge.Client`; ``async with`` closes it."""
 
-    def __init__(self, sync: BaseClient, *, threads: int | None = None):
+    def __init__(self, sync: BaseClient, *, threads: int | None = None, owns_sync: bool = True):
         self._sync = sync
+        self._owns_sync = owns_sync  # closing this client closes the sync one too
         self._pool = ThreadPoolExecutor(max_workers=threads or min(32, (os.cpu_count() or 1) + 4),
                                         thread_name_prefix=f"vecbridge-{sync.backend_name}")
         self._hooks_class = _native_hooks_class(sync)
@@ -250,7 +251,8 @@ class AsyncClient:
         aclose = getattr(state, "aclose", None)
         if aclose is not None:
             await aclose()
-        await self._offload(self._sync.close)
+        if self._owns_sync:
+            await self._offload(self._sync.close)
         self._pool.shutdown(wait=False)
 
     async def __aenter__(self) -> AsyncClient:
@@ -258,6 +260,21 @@ class AsyncClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def wrap(obj: BaseClient | BaseCollection, *, threads: int | None = None) -> Any:
+    """The async twin of an open sync client (an :class:`AsyncClient`) or collection (an
+    :class:`AsyncCollection`), on the same connection and data — an in-memory database too.
+    Closing the twin frees only its own resources; the sync object stays open.
+
+    A collection's twin is returned by a coroutine (``await vecbridge.aio.wrap(coll)``): its
+    configuration is read off the loop first."""
+    if isinstance(obj, BaseCollection):
+        aclient = AsyncClient(obj._client, threads=threads, owns_sync=False)
+        return aclient._wrap(obj)
+    if isinstance(obj, BaseClient):
+        return AsyncClient(obj, threads=threads, owns_sync=False)
+    raise TypeError(f"wrap takes a vecbridge client or collection, not {type(obj).__name__}")
 
 
 async def connect(url: str | URL, **options: Any) -> AsyncClient:

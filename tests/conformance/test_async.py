@@ -23,7 +23,7 @@ def _connect(vb_backend, vb_client):
         return vecbridge.aio.connect(vb_backend.url)
 
     async def wrap() -> vecbridge.aio.AsyncClient:
-        return vecbridge.aio.AsyncClient(vb_client)
+        return vecbridge.aio.wrap(vb_client)
 
     return wrap()
 
