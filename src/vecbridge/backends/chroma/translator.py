@@ -1,5 +1,9 @@
 """Translate a parsed vecbridge filter into a Chroma ``where`` dict.
 
+Every comparison goes through one table keyed by operator (:data:`OPERATORS`, dispatched
+by :func:`vecbridge.filters.operator_table`): an operator added to the language later
+is refused with ``UnsupportedFilterError`` until it has a row here.
+
 What Chroma 1.5 does, checked against a server and the embedded client:
 
 * ``$eq``/``$ne``/``$in``/``$nin`` compare scalar fields only; a bool never equals a
@@ -42,11 +46,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ...errors import UnsupportedFilterError
-from ...filters import And, Cmp, Node, Not, Or, values_equal
+from ...filters import And, Cmp, Node, Not, Or, operator_table, values_equal
 from ...validation import INT64_MAX, INT64_MIN
 from .codec import NUMERIC_KEYS, chroma_keeps, stored_key
 
-__all__ = ["to_where"]
+__all__ = ["OPERATORS", "to_where"]
 
 _NEGATE = {"$eq": "$ne", "$ne": "$eq", "$in": "$nin", "$nin": "$in",
            "$gt": "$lte", "$gte": "$lt", "$lt": "$gte", "$lte": "$gt"}
@@ -182,17 +186,25 @@ def _number_spellings(key: str, v: Any) -> list[Any]:
     return [v]
 
 
-def _cmp(node: Cmp, neg: bool, numeric_index: bool) -> dict[str, Any]:
+def _contains(node: Cmp, neg: bool, numeric_index: bool) -> dict[str, Any]:
+    key, value = stored_key(node.key), node.value
+    spellings = [value] if isinstance(value, str) else _number_spellings(node.key, value)
+    native = "$not_contains" if neg else "$contains"
+    return _join("$and" if neg else "$or", [{key: {native: v}} for v in spellings])
+
+
+def _member(node: Cmp, neg: bool, numeric_index: bool) -> dict[str, Any]:
+    return _membership(stored_key(node.key), _NEGATE[node.op] if neg else node.op, node.value)
+
+
+def _equality(node: Cmp, neg: bool, numeric_index: bool) -> dict[str, Any]:
+    key, value = stored_key(node.key), node.value
+    op = _NEGATE[node.op] if neg else node.op
+    return _numeric(key, op, value) if not isinstance(value, (str, bool)) else {key: {op: value}}
+
+
+def _range(node: Cmp, neg: bool, numeric_index: bool) -> dict[str, Any]:
     key, op, value = stored_key(node.key), node.op, node.value
-    if op == "$contains":
-        spellings = [value] if isinstance(value, str) else _number_spellings(node.key, value)
-        native = "$not_contains" if neg else "$contains"
-        return _join("$and" if neg else "$or", [{key: {native: v}} for v in spellings])
-    if op in ("$in", "$nin"):
-        return _membership(key, _NEGATE[op] if neg else op, value)
-    if op in ("$eq", "$ne"):
-        op = _NEGATE[op] if neg else op
-        return _numeric(key, op, value) if not isinstance(value, (str, bool)) else {key: {op: value}}
     if not neg:
         return _numeric(key, op, value)
     # a negated range: also true where the key is missing or holds something else than a number
@@ -202,3 +214,13 @@ def _cmp(node: Cmp, neg: bool, numeric_index: bool) -> dict[str, Any]:
             "writes, and this collection was not created by vecbridge; rewrite the filter without $not "
             "around a range operator")
     return {"$or": [_numeric(key, _NEGATE[op], value), {NUMERIC_KEYS: {"$not_contains": key}}]}
+
+
+#: The translation of each comparison operator: ``fn(node, negated, numeric_index)``.
+OPERATORS: dict[str, Callable[[Cmp, bool, bool], dict[str, Any]]] = {
+    "$eq": _equality, "$ne": _equality,
+    "$gt": _range, "$gte": _range, "$lt": _range, "$lte": _range,
+    "$in": _member, "$nin": _member,
+    "$contains": _contains,
+}
+_cmp = operator_table(OPERATORS, "chroma")
