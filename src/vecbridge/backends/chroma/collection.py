@@ -104,7 +104,7 @@ def _retried(method: F) -> F:
                     raise
                 if attempt == READ_TRIES:
                     raise BackendUnavailableError(
-                        f"chroma: a read of {self.name!r} failed {READ_TRIES} times with 'Error finding id': Chroma's "
+                        f"chroma: a read of {self.name!r} failed {READ_TRIES} times ({str(exc.__cause__)[:200]!r}): Chroma's "
                         "index and its records disagreed, because a write of the same records was under way; "
                         "retry the read.  On an embedded folder this also happens when another process writes "
                         "the folder with chromadb itself: serve it with a Chroma server (chroma run --path "

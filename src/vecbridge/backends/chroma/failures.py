@@ -23,6 +23,9 @@ its type and the client raises that type).  Three need more than a type:
   records no longer hold; seen with 1.5.9): only the message tells it;
   :func:`index_out_of_step` recognises it and the collection reads again
   (``collection._retried``); it is ``BackendUnavailableError`` because a retry cures it.
+  A Chroma server answers a read that meets the persisting of the index it reads
+  vectors from (``local_hnsw``) with ``"Error creating hnsw segment reader: Nothing found
+  on disk"`` (seen with 1.5.9, a get with vectors racing adds and deletes): the same kind.
 """
 
 from __future__ import annotations
@@ -43,12 +46,12 @@ from ...errors import (
 __all__ = ["ERRORS", "index_out_of_step"]
 
 _EXISTS = re.compile(r"Collection \[.*\] already exists")
-_OUT_OF_STEP = "Error finding id"
+_OUT_OF_STEP = ("Error finding id", "Error creating hnsw segment reader: Nothing found on disk")
 
 
 def index_out_of_step(exc: BaseException | None) -> bool:
-    """Is ``exc`` Chroma's "Error finding id" (its index and records out of step)?"""
-    return isinstance(exc, ChromaError) and _OUT_OF_STEP in str(exc)
+    """Is ``exc`` Chroma's index out of step with its records for a moment (see above)?"""
+    return isinstance(exc, ChromaError) and any(text in str(exc) for text in _OUT_OF_STEP)
 
 
 def _not_found(exc: BaseException) -> type[VecbridgeError] | None:
