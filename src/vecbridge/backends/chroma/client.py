@@ -57,7 +57,7 @@ import json
 import os
 import re
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 import chromadb
 from chromadb.config import Settings
@@ -121,7 +121,7 @@ class ChromaClient(BaseClient):
     # the portable names: Chroma's own rule (CHROMA_NAME) takes more, but the contract's
     # suite refuses names such as "1abc" everywhere
     capabilities_declared = Capabilities(index_types=("hnsw",), atomic_add=False)
-    error_map: tuple[ErrorRule, ...] = ERRORS
+    error_map: ClassVar[tuple[ErrorRule, ...]] = ERRORS
 
     def __init__(self, url: URL | str, **options: Any):
         super().__init__(url, **options)
