@@ -97,6 +97,18 @@ def test_the_table_covers_exactly_the_language() -> None:
     assert set(translator.OPERATORS) == set(filters.COMPARISONS)
 
 
+def test_exists_is_refused_not_sent(url: str) -> None:
+    with vecbridge.connect(url) as client:
+        coll = client.create_collection(_name(), 3)
+        coll.add(["a"], [[1.0, 0.0, 0.0]], [{"k": "apple"}])
+        for where in ({"k": {"$exists": True}}, {"$not": {"k": {"$exists": False}}}):
+            with pytest.raises(UnsupportedFilterError, match=r"\$exists"):
+                coll.count(where=where)
+            with pytest.raises(UnsupportedFilterError, match=r"\$exists"):
+                coll.delete(where=where)
+        assert coll.native.get(include=[])["ids"] == ["a"]
+
+
 def test_an_operator_added_later_is_refused_everywhere(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(filters, "COMPARISONS", filters.COMPARISONS + ("$startswith",))
     with vecbridge.connect(url) as client:

@@ -36,6 +36,8 @@ What Chroma 1.5 does, checked against a server and the embedded client:
   ``NOT (a > v)`` becomes ``a <= v OR _vbnum $not_contains "a"``.  On a collection not
   written by vecbridge that list is absent and such a filter is refused.
 * ``$and``/``$or`` need two items or more; one item is unwrapped.
+* ``$exists`` has no Chroma counterpart (no operator holds for a key whatever its value),
+  so it is refused with ``UnsupportedFilterError``.
 """
 
 from __future__ import annotations
@@ -216,11 +218,20 @@ def _range(node: Cmp, neg: bool, numeric_index: bool) -> dict[str, Any]:
     return {"$or": [_numeric(key, _NEGATE[op], value), {NUMERIC_KEYS: {"$not_contains": key}}]}
 
 
+def _exists(node: Cmp, neg: bool, numeric_index: bool) -> dict[str, Any]:
+    # Chroma has no operator true for a key whatever its value (nor for a missing key), and
+    # the records carry the list of their numeric keys only (_vbnum): refused, never guessed
+    raise UnsupportedFilterError(
+        f"chroma: $exists on {node.key!r} cannot be run: Chroma has no operator that tests whether a key is "
+        "present; compare the key with a value instead (e.g. $in with the values it may hold)")
+
+
 #: The translation of each comparison operator: ``fn(node, negated, numeric_index)``.
 OPERATORS: dict[str, Callable[[Cmp, bool, bool], dict[str, Any]]] = {
     "$eq": _equality, "$ne": _equality,
     "$gt": _range, "$gte": _range, "$lt": _range, "$lte": _range,
     "$in": _member, "$nin": _member,
     "$contains": _contains,
+    "$exists": _exists,
 }
 _cmp = operator_table(OPERATORS, "chroma")
