@@ -22,49 +22,57 @@ clients never see each other's collections.  (A ``database=`` option picks a nam
 shared database instead, which is kept.)
 
 Concurrency (see :mod:`.locks`).  Chroma has no atomic insert-if-absent, so ``add``
-checks then writes, under a lock per collection shared by every client of the database
-in the process: threads and clients of one process always get one success and one
-``DuplicateIdError`` per id.  What cannot be guaranteed: two *processes* adding the same
-id to one Chroma server at the same moment can both be told it worked; Chroma keeps the
-first record written (the same holds for two processes updating or upserting one record:
-the last write wins, and a merge of the two upserts' metadata is possible).  A folder is
-written by one process at a time: chromadb's embedded engine never shows a process the
-writes another process makes, so a process writing a folder that another one has open,
-or opening a folder another process writes, gets ``BackendLockedError``; serve a folder
-shared by processes with a Chroma server.
+checks then writes, under the core's write lock of the collection (:mod:`vecbridge.locks`,
+keyed by :attr:`ChromaClient.location`), shared by every client of the database in the
+process: threads and clients of one process always get one success and one
+``DuplicateIdError`` per id.  What cannot be guaranteed (``atomic_add`` is false): two
+*processes* adding the same id to one Chroma server at the same moment can both be told
+it worked; Chroma keeps the first record written (the same holds for two processes
+updating or upserting one record: the last write wins, and a merge of the two upserts'
+metadata is possible).  A folder is written by one process at a time
+(``shared_between_processes`` is false for a folder): chromadb's embedded engine never
+shows a process the writes another process makes, so a process writing a folder that
+another one has open, or opening a folder another process writes, gets
+``BackendLockedError``; serve a folder shared by processes with a Chroma server.
 
 Collections are created without an embedding function (vecbridge always passes
 vectors; Chroma's default one would download a model), with the HNSW index Chroma
-offers -- it has no exact index, so ``{"type": "flat"}`` is refused -- and with
-``vecbridge_dimension``/``vecbridge_metric`` in their metadata.  A collection made by
-another tool opens too: its metric comes from its configuration, its dimension from its
-data.
+offers -- it has no exact index, so ``{"type": "flat"}`` is refused -- and with their
+configuration document (dimension, metric, format, layout, embedding …) as JSON under
+the collection metadata key ``vecbridge_config`` (see :mod:`.collection`; collections of
+earlier versions carry ``vecbridge_format``/``vecbridge_dimension``/``vecbridge_metric``
+instead, and still open).  A collection made by another tool opens too: its metric comes
+from its configuration, its dimension from its data.
+
+Errors go through one table (:data:`ERRORS`): a dropped or refused connection is
+``BackendUnavailableError``, including chromadb's ``ValueError("Could not connect to a
+Chroma server…")``, which it raises while handling an ``httpx.ConnectError`` (so it is
+told by the transport error it carries, not by its words).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 import chromadb
 from chromadb.config import Settings
-from chromadb.errors import NotFoundError, UniqueConstraintError
 
-from ...base import BaseClient, native_errors
+from ...base import BaseClient, ErrorRule
 from ...capabilities import Capabilities
+from ...errors import CollectionNotFoundError, InvalidURLError, UnsupportedFeatureError
 from ...options import Option
-from ...errors import BackendError, CollectionExistsError, InvalidURLError, UnsupportedFeatureError
 from ...url import URL
-from .collection import ChromaCollection
+from .collection import CONFIG_KEY, FORMAT, ChromaCollection, stored_config
+from .failures import ERRORS
 from .locks import FolderLock, close_folder, open_folder
 
 #: Chroma's own rule for collection names: any name outside it cannot exist there.
 CHROMA_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]")
-FORMAT_KEY, DIMENSION_KEY, METRIC_KEY = "vecbridge_format", "vecbridge_dimension", "vecbridge_metric"
-FORMAT = 1
 _HNSW_NAMES = {"m": "max_neighbors", "ef_construction": "ef_construction", "ef_search": "ef_search"}
 OPTIONS = (
     Option("tenant", doc="the Chroma tenant (default: chromadb's default tenant)"),
@@ -110,7 +118,10 @@ class ChromaClient(BaseClient):
 
     backend_name = "chroma"
     declared_options = OPTIONS
-    capabilities_declared = Capabilities(index_types=("hnsw",))
+    # the portable names: Chroma's own rule (CHROMA_NAME) takes more, but the contract's
+    # suite refuses names such as "1abc" everywhere
+    capabilities_declared = Capabilities(index_types=("hnsw",), atomic_add=False)
+    error_map: ClassVar[tuple[ErrorRule, ...]] = ERRORS
 
     def __init__(self, url: URL | str, **options: Any):
         super().__init__(url, **options)
@@ -126,7 +137,7 @@ class ChromaClient(BaseClient):
         self._private_db: str | None = None
         self._admin: Any = None
         self._folder: FolderLock | None = None
-        with native_errors("chroma", f"connect to {u}"):
+        with self._mapped_errors(f"connect to {u}"):
             if self.mode == "server":
                 database = str(database or chromadb.DEFAULT_DATABASE)
                 self._native = self._connect_server(tenant, database)
@@ -151,7 +162,7 @@ class ChromaClient(BaseClient):
                 self._native = chromadb.EphemeralClient(settings=_settings(), tenant=tenant, database=str(database))
                 where = ("memory", tenant, str(database))
         self._tenant = tenant
-        #: where the database lives, the key of its collections' write locks (see .locks)
+        #: where the database lives: the key of its collections' in-process write locks (vecbridge.locks)
         self.location = where
         self._max_batch: int | None = None
 
@@ -185,9 +196,11 @@ class ChromaClient(BaseClient):
     def _capabilities(self) -> Capabilities:
         from dataclasses import replace
 
+        # JSON floats on the wire to a server; a folder is written by one process (see .locks),
+        # and an in-memory database lives in its process
         return replace(self.capabilities_declared, max_batch_rows=self.max_batch_size(),
                        wire_bytes_per_float=20 if self.mode == "server" else 4,
-                       persistent=self.mode != "memory")
+                       persistent=self.mode != "memory", shared_between_processes=self.mode == "server")
 
     def for_writing(self) -> None:
         """Before a write: a folder becomes this process's to write, or BackendLockedError."""
@@ -197,7 +210,7 @@ class ChromaClient(BaseClient):
     def max_batch_size(self) -> int:
         """The largest write batch the engine takes (asked once)."""
         if self._max_batch is None:
-            with native_errors("chroma", "get_max_batch_size"):
+            with self._mapped_errors("get_max_batch_size"):
                 size = int(self._native.get_max_batch_size())
             self._max_batch = size if size > 0 else 5000
         return self._max_batch
@@ -207,35 +220,29 @@ class ChromaClient(BaseClient):
         if not isinstance(name, str) or not CHROMA_NAME.fullmatch(name):
             return None
         try:
-            with native_errors("chroma", f"get_collection {name!r}"):
+            with self._mapped_errors(f"get_collection {name!r}"):
                 # embedding_function=None: never build Chroma's default one (it downloads a model)
                 return self._native.get_collection(name, embedding_function=None)
-        except BackendError as exc:
-            if isinstance(exc.__cause__, NotFoundError):
-                return None
-            raise
+        except CollectionNotFoundError:
+            return None
 
     def _has_collection(self, name: str) -> bool:
         return self._native_collection(name) is not None
 
     def _list_collections(self) -> list[str]:
-        with native_errors("chroma", "list_collections"):
+        with self._mapped_errors("list_collections"):
             return [c.name for c in self._native.list_collections()]
 
     def _create_collection(self, name: str, dimension: int, metric: str, index: dict[str, Any]) -> ChromaCollection:
         hnsw: dict[str, Any] = {"space": metric}
         hnsw.update({_HNSW_NAMES[k]: v for k, v in index.items() if k in _HNSW_NAMES})
-        meta = {FORMAT_KEY: FORMAT, DIMENSION_KEY: dimension, METRIC_KEY: metric}
+        doc = {"format": FORMAT, "dimension": dimension, "metric": metric}
+        meta = {CONFIG_KEY: json.dumps(doc, sort_keys=True)}
         self.for_writing()
-        try:
-            with native_errors("chroma", f"create_collection {name!r}"):
-                native = self._native.create_collection(name, configuration={"hnsw": hnsw}, metadata=meta,
-                                                        embedding_function=None)
-        except BackendError as exc:
-            # the server answers a plain ChromaError, the embedded engine an InternalError
-            if isinstance(exc.__cause__, UniqueConstraintError) or "already exists" in str(exc.__cause__):
-                raise CollectionExistsError(f"collection {name!r} exists already on chroma") from exc.__cause__
-            raise
+        # a name taken meanwhile: CollectionExistsError through the error table
+        with self._mapped_errors(f"create_collection {name!r}"):
+            native = self._native.create_collection(name, configuration={"hnsw": hnsw}, metadata=meta,
+                                                    embedding_function=None)
         return ChromaCollection(self, native, dimension, metric, _index_of(native.configuration_json.get("hnsw") or hnsw),
                                 vecbridge_format=True)
 
@@ -249,18 +256,29 @@ class ChromaClient(BaseClient):
         if metric not in ("cosine", "l2", "ip"):
             raise UnsupportedFeatureError(f"chroma collection {name!r} uses the space {metric!r}, "
                                           "which vecbridge does not know")
-        dimension = meta.get(DIMENSION_KEY)
+        doc = stored_config(meta)
+        dimension = doc.get("dimension")
         if not isinstance(dimension, int) or isinstance(dimension, bool):
-            dimension = _dimension_from_data(native)
+            dimension = self._dimension_from_data(native)
         return ChromaCollection(self, native, dimension, metric, _index_of(hnsw),
-                                vecbridge_format=meta.get(FORMAT_KEY) == FORMAT)
+                                vecbridge_format=doc.get("format") == FORMAT)
+
+    def _dimension_from_data(self, native: Any) -> int:
+        with self._mapped_errors(f"read the dimension of {native.name!r}"):
+            got = native.get(limit=1, include=["embeddings"])
+        embeddings = got.get("embeddings")
+        if embeddings is None or len(embeddings) == 0:
+            raise UnsupportedFeatureError(
+                f"chroma collection {native.name!r} was not created by vecbridge and holds no vector yet, so its "
+                "dimension is unknown; add a record with chromadb first")
+        return len(embeddings[0])
 
     def _delete_collection(self, name: str) -> None:
         native = self._native_collection(name)
         if native is None:
             return
         self.for_writing()
-        with native_errors("chroma", f"delete_collection {name!r}"):
+        with self._mapped_errors(f"delete_collection {name!r}"):
             # Chroma 1.5 leaves list-valued metadata of a deleted collection behind, and the
             # next records written anywhere in the database can inherit it (chroma-core/chroma
             # issue 7594); deleting the records first removes it properly.
@@ -271,7 +289,7 @@ class ChromaClient(BaseClient):
     def _close(self) -> None:
         try:
             if self._private_db is not None:
-                with native_errors("chroma", "drop the in-memory database"):
+                with self._mapped_errors("drop the in-memory database"):
                     for name in self._list_collections():
                         self._delete_collection(name)
                     self._admin.delete_database(self._private_db, tenant=self._tenant)
@@ -293,12 +311,3 @@ def _index_of(hnsw: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def _dimension_from_data(native: Any) -> int:
-    with native_errors("chroma", f"read the dimension of {native.name!r}"):
-        got = native.get(limit=1, include=["embeddings"])
-    embeddings = got.get("embeddings")
-    if embeddings is None or len(embeddings) == 0:
-        raise UnsupportedFeatureError(
-            f"chroma collection {native.name!r} was not created by vecbridge and holds no vector yet, so its "
-            "dimension is unknown; add a record with chromadb first")
-    return len(embeddings[0])

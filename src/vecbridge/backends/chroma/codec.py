@@ -7,7 +7,7 @@ What it cannot hold, or what its filters need, is encoded under reserved ``_vb``
 
 ``_vbnum``
     the list of keys whose value is an int or a float, so that a negated range operator
-    can also match records where the key is missing or holds no number (see :mod:`.where`);
+    can also match records where the key is missing or holds no number (see :mod:`.translator`);
 ``_vbempty``
     the list of keys holding an empty list, which Chroma refuses.  An empty list and a
     missing key answer every filter alike (comparisons false, ``$ne``/``$nin`` true), so

@@ -10,23 +10,32 @@ How the differences between Chroma and the contract are absorbed:
   ids exist and sends ``None`` for every key the new metadata drops (Chroma's way to
   delete a key) and :data:`~.codec.NO_DOCUMENT` for a document that goes away;
 * Chroma's add keeps the old record silently on an existing id: ``add`` checks first
-  and writes nothing when one exists.  That check and the write, upsert's read of the
-  old keys and its write, update's read-merge-write and delete run under one lock per
-  collection, shared by every client of the database in the process (:mod:`.locks`), so
-  that two threads adding one id get one success and one ``DuplicateIdError``.  Two
+  and writes nothing when one exists.  The core runs that check and the write, upsert's
+  read of the old keys and its write, update's read-merge-write and delete under the
+  collection's in-process write lock (:mod:`vecbridge.locks`), all four *exclusive*
+  here (:attr:`ChromaCollection.exclusive_writes`: two upserts running side by side
+  would merge each other's metadata), so that two threads adding one id get one success
+  and one ``DuplicateIdError``.  Two
   *processes* adding one id to a server at the same moment can both succeed: Chroma keeps
   the first record and the second writer is not told (Chroma has no atomic
   insert-if-absent).  A folder is written by one process at a time (:mod:`.locks`);
+* the configuration document (``_read_config``/``_write_config``) is JSON under the
+  collection metadata key :data:`CONFIG_KEY`, with the dimension, metric and format
+  marker that vecbridge needs to open the collection; collections of earlier versions
+  keep these under ``vecbridge_format``/``vecbridge_dimension``/``vecbridge_metric``,
+  read as the same document (:func:`stored_config`).  Chroma's ``modify`` replaces the
+  whole metadata and refuses ``hnsw:*`` keys (the space lives in the collection's
+  configuration): a write keeps every other key;
 * metadata Chroma cannot keep, and what negated filters need, is encoded (:mod:`.codec`),
-  filters are translated (:mod:`.where`);
+  filters are translated (:mod:`.translator`);
 * a cosine collection's vectors come back bit-exact from their float32 bytes kept in the
   record's uri (Chroma's cosine space gives back norm x unit vector, off by an ulp),
   checked against Chroma's own vector on every read;
-* Chroma's HNSW search with a filter explores only the graph reachable through matching
-  records, and can return fewer than ``k`` hits although ``k`` records match (seen with
-  sparse graphs).  When a query row comes back short, the exact number of matches is
-  counted; if it is larger, that row is answered exactly over the records the native
-  filter selects (:mod:`.exact`) -- the filter still runs in Chroma;
+* Chroma's HNSW search with a filter can return fewer than ``k`` hits although ``k``
+  records match (seen with sparse graphs, ``m=2``).  Chroma has no exact search a client
+  can ask for, so the core's rule completes such a row with its default
+  ``_exact_query``: pages of :meth:`_get_page` (the filter runs in Chroma; vectors exact,
+  see above) ranked by :func:`vecbridge.scores.exact_top_k`;
 * a read that meets a write of the same records (a get with vectors, or a query, while a
   delete runs) can fail in Chroma with "Error finding id": its index and its records
   disagreed for a moment.  Such a read is run again (:func:`_retried`), which answers
@@ -35,23 +44,22 @@ How the differences between Chroma and the contract are absorbed:
 
 from __future__ import annotations
 
-import contextlib
 import functools
+import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
-from ...base import BaseCollection, RawHit, native_errors
-from ...errors import BackendError, DuplicateIdError
+from ...base import BaseCollection, RawHit
+from ...errors import BackendError, BackendUnavailableError, DuplicateIdError
 from ...filters import Node
 from ...types import Record
 from ...validation import Batch
 from .codec import NO_DOCUMENT, decode_document, decode_metadata, decode_vector, encode_metadata, encode_vectors
-from .exact import exact_top_k
-from .locks import write_lock
-from .where import to_where
+from .failures import index_out_of_step
+from .translator import to_where
 
 if TYPE_CHECKING:
     from .client import ChromaClient
@@ -60,7 +68,28 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 #: Tries of a read that meets Chroma's index and records out of step (see the module docstring).
 READ_TRIES = 4
-_MID_WRITE = "Error finding id"
+#: The collection metadata key holding the configuration document (JSON text).
+CONFIG_KEY = "vecbridge_config"
+#: The ``format`` of collections whose records vecbridge writes (they carry ``_vbnum``).
+FORMAT = 1
+#: Where earlier versions kept the format marker, the dimension and the metric.
+_OLD_KEYS = {"vecbridge_format": "format", "vecbridge_dimension": "dimension", "vecbridge_metric": "metric"}
+
+
+def stored_config(meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The configuration document in a collection's Chroma metadata (``{}``: none), in its
+    current form or in the keys earlier versions wrote."""
+    meta = meta or {}
+    doc = {ours: meta[theirs] for theirs, ours in _OLD_KEYS.items() if theirs in meta}
+    text = meta.get(CONFIG_KEY)
+    if isinstance(text, str):
+        try:
+            kept = json.loads(text)
+        except ValueError:
+            kept = None
+        if isinstance(kept, dict):
+            doc.update(kept)
+    return doc
 
 
 def _retried(method: F) -> F:
@@ -71,11 +100,11 @@ def _retried(method: F) -> F:
             try:
                 return method(self, *args, **kwargs)
             except BackendError as exc:
-                if _MID_WRITE not in str(exc):
+                if not index_out_of_step(exc.__cause__):
                     raise
                 if attempt == READ_TRIES:
-                    raise BackendError(
-                        f"chroma: a read of {self.name!r} failed {READ_TRIES} times with {_MID_WRITE!r}: Chroma's "
+                    raise BackendUnavailableError(
+                        f"chroma: a read of {self.name!r} failed {READ_TRIES} times ({str(exc.__cause__)[:200]!r}): Chroma's "
                         "index and its records disagreed, because a write of the same records was under way; "
                         "retry the read.  On an embedded folder this also happens when another process writes "
                         "the folder with chromadb itself: serve it with a Chroma server (chroma run --path "
@@ -111,6 +140,8 @@ class ChromaCollection(BaseCollection):
 
     native_scores: ClassVar[dict[str, str]] = {
         "cosine": "one_minus_similarity", "l2": "squared_l2", "ip": "one_minus_similarity"}
+    #: Chroma's upsert reads before it writes (it merges metadata): every write is exclusive.
+    exclusive_writes: ClassVar[frozenset[str]] = frozenset({"_add", "_update", "_upsert", "_delete"})
     #: A filter true for every record: ``$ne`` on a key no record has.
     EVERY_RECORD: ClassVar[dict[str, Any]] = {"_vball": {"$ne": 0}}
 
@@ -152,13 +183,30 @@ class ChromaCollection(BaseCollection):
         assert b.vectors is not None
         return encode_vectors(b.vectors[s]) if self._exact_vectors else None
 
-    # -- writes ----------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _writing(self) -> Iterator[None]:
-        """Serialise this collection's check-then-write sequences in the process (see .locks)."""
+    # -- configuration -----------------------------------------------------------------
+    def _native_metadata(self) -> dict[str, Any]:
+        """The collection's Chroma metadata as stored now (another client may have changed it)."""
+        with self._mapped_errors(f"read the metadata of {self.name!r}"):
+            fresh = self._chroma.native.get_collection(self.name, embedding_function=None)
+        return dict(fresh.metadata or {})
+
+    def _read_config(self) -> dict[str, Any] | None:
+        doc = stored_config(self._native_metadata())
+        doc.pop("format", None)  # vecbridge's own marker, not part of the document
+        return doc or None
+
+    def _write_config(self, doc: dict[str, Any]) -> None:
         self._chroma.for_writing()
-        with write_lock(self._chroma.location, self._native.id):
-            yield
+        full = {**doc, "dimension": self.dimension, "metric": self.metric}
+        if self.vecbridge_format:
+            full["format"] = FORMAT
+        meta = {k: v for k, v in self._native_metadata().items()
+                if k not in _OLD_KEYS and not k.startswith("hnsw:") and v is not None}
+        meta[CONFIG_KEY] = json.dumps(full, sort_keys=True)
+        with self._mapped_errors(f"store the configuration of {self.name!r}"):
+            self._native.modify(metadata=meta)
+
+    # -- writes (the core holds the collection's write lock around each) --------------
 
     def _existing(self, ids: list[str], include: list[str]) -> dict[str, Any]:
         """``{id: stored metadata}`` of those ``ids`` that exist."""
@@ -170,28 +218,25 @@ class ChromaCollection(BaseCollection):
         return found
 
     def _existing_ids(self, ids: list[str]) -> list[str]:
-        with native_errors("chroma", "get"):
+        with self._mapped_errors("get"):
             return list(self._existing(ids, []))
 
     def _add(self, b: Batch) -> None:
         assert b.vectors is not None and b.metadatas is not None and b.documents is not None
-        with self._writing():
-            existing = set(self._existing_ids(b.ids))
-            if existing:
-                raise DuplicateIdError(self._duplicate_message([i for i in b.ids if i in existing]))
-            with native_errors("chroma", "add"):
-                for s in self._slices(len(b.ids)):
-                    self._native.add(ids=b.ids[s], embeddings=b.vectors[s], documents=_any(b.documents[s]),
-                                     metadatas=_any([encode_metadata(m) for m in b.metadatas[s]]),
-                                     uris=self._uris(b, s))
-
-    def _update(self, b: Batch) -> None:
-        with self._writing():  # else a delete between its read and its write is undone
-            super()._update(b)
+        self._chroma.for_writing()
+        existing = set(self._existing_ids(b.ids))
+        if existing:
+            raise DuplicateIdError(self._duplicate_message([i for i in b.ids if i in existing]))
+        with self._mapped_errors("add"):
+            for s in self._slices(len(b.ids)):
+                self._native.add(ids=b.ids[s], embeddings=b.vectors[s], documents=_any(b.documents[s]),
+                                 metadatas=_any([encode_metadata(m) for m in b.metadatas[s]]),
+                                 uris=self._uris(b, s))
 
     def _upsert(self, b: Batch) -> None:
         assert b.vectors is not None and b.metadatas is not None and b.documents is not None
-        with self._writing(), native_errors("chroma", "upsert"):
+        self._chroma.for_writing()
+        with self._mapped_errors("upsert"):
             for s in self._slices(len(b.ids)):
                 ids = b.ids[s]
                 metas = [encode_metadata(m) for m in b.metadatas[s]]
@@ -211,7 +256,8 @@ class ChromaCollection(BaseCollection):
 
     def _delete(self, ids: list[str] | None, where: Node | None) -> None:
         w = self._where(where)
-        with self._writing(), native_errors("chroma", "delete"):
+        self._chroma.for_writing()
+        with self._mapped_errors("delete"):
             if ids is None:
                 self._native.delete(where=w if w is not None else self.EVERY_RECORD)
                 return
@@ -248,7 +294,7 @@ class ChromaCollection(BaseCollection):
     def _get_ids(self, ids: list[str], where: Node | None, include: frozenset[str]) -> list[Record]:
         w = self._where(where)
         out: list[Record] = []
-        with native_errors("chroma", "get"):
+        with self._mapped_errors("get"):
             for s in self._slices(len(ids)):
                 got = self._native.get(ids=ids[s], where=w, include=self._fields(include))
                 out += self._records(got, include)
@@ -257,7 +303,7 @@ class ChromaCollection(BaseCollection):
     @_retried
     def _get_page(self, where: Node | None, limit: int | None, offset: int, include: frozenset[str]) -> list[Record]:
         # Chroma orders by its internal row id: a stable order
-        with native_errors("chroma", "get"):
+        with self._mapped_errors("get"):
             got = self._native.get(where=self._where(where), limit=limit, offset=offset or None,
                                    include=self._fields(include))
             return self._records(got, include)
@@ -265,7 +311,7 @@ class ChromaCollection(BaseCollection):
     @_retried
     def _count(self, where: Node | None) -> int:
         w = self._where(where)
-        with native_errors("chroma", "count"):
+        with self._mapped_errors("count"):
             if w is None:
                 return int(self._native.count())
             # Chroma counts only whole collections: fetch the matching ids, nothing else
@@ -286,21 +332,12 @@ class ChromaCollection(BaseCollection):
 
     @_retried
     def _query(self, vectors: np.ndarray, k: int, where: Node | None, include: frozenset[str]) -> list[list[RawHit]]:
+        # a row shorter than the matches is completed by the core (its _exact_query)
         w = self._where(where)
-        with native_errors("chroma", "query"):
+        with self._mapped_errors("query"):
             got = self._native.query(query_embeddings=vectors, n_results=k, where=w,
                                      include=["distances", *self._fields(include)])
-            rows = [self._hits(got, i, include) for i in range(len(vectors))]
-            short = [i for i, row in enumerate(rows) if len(row) < k]
-            if short:
-                matching = self._count(where)
-                redo = [i for i in short if len(rows[i]) < min(k, matching)]
-                if redo:
-                    for i, best in zip(redo, exact_top_k(self._native, self.metric, vectors[redo], k, w)):
-                        recs = {r.id: r for r in self._get_ids([id_ for id_, _ in best], None, include)}
-                        rows[i] = [RawHit(id_, d, recs[id_].metadata, recs[id_].document, recs[id_].vector)
-                                   for id_, d in best if id_ in recs]
-        return rows
+            return [self._hits(got, i, include) for i in range(len(vectors))]
 
     def _hits(self, got: dict[str, Any], i: int, include: frozenset[str]) -> list[RawHit]:
         ids, dists = got["ids"][i], got["distances"][i]

@@ -1,13 +1,13 @@
-"""Locks that make Chroma's check-then-write sequences safe, and its folders single-writer.
+"""The cross-process lock that keeps a Chroma folder single-writer.
 
 Within one process
     Chroma has no atomic insert-if-absent (its ``add`` silently keeps an existing record),
     and its ``upsert`` merges metadata into an existing record, so ``add`` (check, then
     write), ``upsert`` (read the old keys, then write), ``update`` (read, merge, write) and
-    ``delete`` run under one :func:`write_lock` per collection.  The lock is keyed by the
-    database's location and the collection's id, and shared by every vecbridge client of
-    that database in the process: two clients of one folder or one server are serialised
-    as well as two threads of one client.
+    ``delete`` run under the core's in-process write lock of the collection
+    (:mod:`vecbridge.locks`, keyed by ``ChromaClient.location`` and the collection's name,
+    shared by every vecbridge client of that database in the process), all four
+    exclusively (``ChromaCollection.exclusive_writes``).  Nothing here adds to that.
 
 Across processes on one folder
     chromadb's embedded engine keeps each collection's HNSW index in the memory of the
@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Hashable
-from typing import Any
 
 from ...errors import BackendLockedError
 
@@ -43,21 +41,10 @@ try:
 except ImportError:  # pragma: no cover - Windows: no flock, no cross-process guard
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["FolderLock", "close_folder", "open_folder", "write_lock"]
+__all__ = ["FolderLock", "close_folder", "open_folder"]
 
 _registry_lock = threading.Lock()
-_write_locks: dict[Hashable, threading.RLock] = {}
 _folders: dict[str, FolderLock] = {}
-
-
-def write_lock(location: Hashable, collection_id: Any) -> threading.RLock:
-    """The process-wide lock of one collection's writes (re-entrant: update calls upsert)."""
-    key = (location, str(collection_id))
-    with _registry_lock:
-        lock = _write_locks.get(key)
-        if lock is None:
-            lock = _write_locks[key] = threading.RLock()
-        return lock
 
 
 _ADVICE = ("chromadb's embedded engine does not see another process's writes (each process keeps its own "

@@ -1,5 +1,9 @@
 """Translate a parsed vecbridge filter into a Chroma ``where`` dict.
 
+Every comparison goes through one table keyed by operator (:data:`OPERATORS`, dispatched
+by :func:`vecbridge.filters.operator_table`): an operator added to the language later
+is refused with ``UnsupportedFilterError`` until it has a row here.
+
 What Chroma 1.5 does, checked against a server and the embedded client:
 
 * ``$eq``/``$ne``/``$in``/``$nin`` compare scalar fields only; a bool never equals a
@@ -32,6 +36,8 @@ What Chroma 1.5 does, checked against a server and the embedded client:
   ``NOT (a > v)`` becomes ``a <= v OR _vbnum $not_contains "a"``.  On a collection not
   written by vecbridge that list is absent and such a filter is refused.
 * ``$and``/``$or`` need two items or more; one item is unwrapped.
+* ``$exists`` has no Chroma counterpart (no operator holds for a key whatever its value),
+  so it is refused with ``UnsupportedFilterError``.
 """
 
 from __future__ import annotations
@@ -42,11 +48,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ...errors import UnsupportedFilterError
-from ...filters import And, Cmp, Node, Not, Or, values_equal
+from ...filters import And, Cmp, Node, Not, Or, operator_table, values_equal
 from ...validation import INT64_MAX, INT64_MIN
 from .codec import NUMERIC_KEYS, chroma_keeps, stored_key
 
-__all__ = ["to_where"]
+__all__ = ["OPERATORS", "to_where"]
 
 _NEGATE = {"$eq": "$ne", "$ne": "$eq", "$in": "$nin", "$nin": "$in",
            "$gt": "$lte", "$gte": "$lt", "$lt": "$gte", "$lte": "$gt"}
@@ -182,17 +188,25 @@ def _number_spellings(key: str, v: Any) -> list[Any]:
     return [v]
 
 
-def _cmp(node: Cmp, neg: bool, numeric_index: bool) -> dict[str, Any]:
+def _contains(node: Cmp, neg: bool, numeric_index: bool) -> dict[str, Any]:
+    key, value = stored_key(node.key), node.value
+    spellings = [value] if isinstance(value, str) else _number_spellings(node.key, value)
+    native = "$not_contains" if neg else "$contains"
+    return _join("$and" if neg else "$or", [{key: {native: v}} for v in spellings])
+
+
+def _member(node: Cmp, neg: bool, numeric_index: bool) -> dict[str, Any]:
+    return _membership(stored_key(node.key), _NEGATE[node.op] if neg else node.op, node.value)
+
+
+def _equality(node: Cmp, neg: bool, numeric_index: bool) -> dict[str, Any]:
+    key, value = stored_key(node.key), node.value
+    op = _NEGATE[node.op] if neg else node.op
+    return _numeric(key, op, value) if not isinstance(value, (str, bool)) else {key: {op: value}}
+
+
+def _range(node: Cmp, neg: bool, numeric_index: bool) -> dict[str, Any]:
     key, op, value = stored_key(node.key), node.op, node.value
-    if op == "$contains":
-        spellings = [value] if isinstance(value, str) else _number_spellings(node.key, value)
-        native = "$not_contains" if neg else "$contains"
-        return _join("$and" if neg else "$or", [{key: {native: v}} for v in spellings])
-    if op in ("$in", "$nin"):
-        return _membership(key, _NEGATE[op] if neg else op, value)
-    if op in ("$eq", "$ne"):
-        op = _NEGATE[op] if neg else op
-        return _numeric(key, op, value) if not isinstance(value, (str, bool)) else {key: {op: value}}
     if not neg:
         return _numeric(key, op, value)
     # a negated range: also true where the key is missing or holds something else than a number
@@ -202,3 +216,22 @@ def _cmp(node: Cmp, neg: bool, numeric_index: bool) -> dict[str, Any]:
             "writes, and this collection was not created by vecbridge; rewrite the filter without $not "
             "around a range operator")
     return {"$or": [_numeric(key, _NEGATE[op], value), {NUMERIC_KEYS: {"$not_contains": key}}]}
+
+
+def _exists(node: Cmp, neg: bool, numeric_index: bool) -> dict[str, Any]:
+    # Chroma has no operator true for a key whatever its value (nor for a missing key), and
+    # the records carry the list of their numeric keys only (_vbnum): refused, never guessed
+    raise UnsupportedFilterError(
+        f"chroma: $exists on {node.key!r} cannot be run: Chroma has no operator that tests whether a key is "
+        "present; compare the key with a value instead (e.g. $in with the values it may hold)")
+
+
+#: The translation of each comparison operator: ``fn(node, negated, numeric_index)``.
+OPERATORS: dict[str, Callable[[Cmp, bool, bool], dict[str, Any]]] = {
+    "$eq": _equality, "$ne": _equality,
+    "$gt": _range, "$gte": _range, "$lt": _range, "$lte": _range,
+    "$in": _member, "$nin": _member,
+    "$contains": _contains,
+    "$exists": _exists,
+}
+_cmp = operator_table(OPERATORS, "chroma")
