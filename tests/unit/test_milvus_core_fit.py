@@ -26,7 +26,7 @@ from vecbridge.base import classify
 
 pytest.importorskip("pymilvus")
 
-from vecbridge.backends.milvus import MilvusClient, translator  # noqa: E402
+from vecbridge.backends.milvus import MilvusClient, translator
 
 
 @pytest.fixture(scope="module")

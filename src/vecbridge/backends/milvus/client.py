@@ -56,9 +56,9 @@ from .codec import (
     stored_metadata_bytes,
 )
 from .collection import MilvusCollection, config_from, config_property
-from .translator import META_FIELD
 from .failures import ERRORS
 from .session import READ_TIMESTAMPS, READ_TIMESTAMPS_LOCK, WRITE_COUNTS
+from .translator import META_FIELD
 
 __all__ = ["MilvusClient"]
 

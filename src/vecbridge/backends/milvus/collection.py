@@ -44,8 +44,8 @@ from .codec import (
     rows_to_records,
     vectors_of,
 )
-from .translator import Compiler, conjunction, ids_expr, string_literal
 from .fastpath import Writer
+from .translator import Compiler, conjunction, ids_expr, string_literal
 
 if TYPE_CHECKING:
     from .client import MilvusClient
@@ -121,7 +121,7 @@ class MilvusCollection(BaseCollection):
     def __init__(self, client: MilvusClient, name: str, dimension: int, metric: str, index: dict[str, Any]):
         super().__init__(client, name, dimension, metric, index)
         self._mc = client
-        self._compiler = Compiler(client.three_valued, client.engine)
+        self._compiler = Compiler(client.three_valued)
         self._ordered = LITE_ORDERED if client.lite else {}
 
     def _search_params(self, k: int) -> dict[str, Any]:

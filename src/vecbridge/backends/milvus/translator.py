@@ -159,13 +159,10 @@ class Compiler:
     three_valued
         The engine evaluates comparisons on missing keys to *unknown* (Milvus Lite):
         guard comparisons under negation with ``exists``.
-    engine
-        Name and version of the engine, for error messages.
     """
 
-    def __init__(self, three_valued: bool, engine: str):
+    def __init__(self, three_valued: bool):
         self.three_valued = three_valued
-        self.engine = engine
 
     def compile(self, node: Node | None) -> str:
         return "" if node is None else self._node(node, False)
@@ -238,9 +235,9 @@ def _contains(c: Cmp, comp: Compiler, negated: bool) -> str:
     # literal against either; so ask each list kind in its own terms.  (Integers beyond
     # int64 never get here: the core refuses them, see Capabilities.filter_int_range.)
     parts = []
-    if isinstance(value, int) or (math.isfinite(value) and float(value).is_integer()):
-        if INT64_MIN <= value <= INT64_MAX:
-            parts.append(f"json_contains_any({_path('li', key)}, [{int(value)}])")
+    integral = isinstance(value, int) or (math.isfinite(value) and float(value).is_integer())
+    if integral and INT64_MIN <= value <= INT64_MAX:
+        parts.append(f"json_contains_any({_path('li', key)}, [{int(value)}])")
     if float(value) == value:
         parts.append(f"json_contains_any({_path('lf', key)}, [{_float_literal(float(value))}])")
     return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
