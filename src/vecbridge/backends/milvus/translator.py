@@ -243,11 +243,22 @@ def _contains(c: Cmp, comp: Compiler, negated: bool) -> str:
     return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
 
 
+#: Every type tag a stored key may carry (see the layout above).
+_TAGS = ("s", "n", "b", "ls", "li", "lf", "lb")
+
+
+def _exists(c: Cmp, comp: Compiler, negated: bool) -> str:
+    # the key is present under whichever tag its value has; ``exists`` is two-valued on both
+    # engines, so no guard is needed under negation
+    present = " or ".join(f"(exists {_path(tag, c.key)})" for tag in _TAGS)  # Milvus 2.3 binds `exists` loosely
+    return f"({present})" if c.value else f"not ({present})"
+
+
 #: Every comparison of the filter language and its translation; an operator missing here
 #: is refused with UnsupportedFilterError (filters.operator_table), never translated as another.
 OPERATORS: dict[str, Callable[[Cmp, Compiler, bool], str]] = {
     "$eq": _eq, "$ne": _ne, "$in": _in, "$nin": _nin, "$contains": _contains,
-    "$gt": _range(">"), "$gte": _range(">="), "$lt": _range("<"), "$lte": _range("<="),
+    "$gt": _range(">"), "$gte": _range(">="), "$lt": _range("<"), "$lte": _range("<="), "$exists": _exists,
 }
 _translate = filters.operator_table(OPERATORS, "milvus")
 
