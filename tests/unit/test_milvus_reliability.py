@@ -139,7 +139,7 @@ def test_update_racing_delete_never_brings_a_record_back(url: str, name: str) ->
 
 
 def test_lock_lets_upserts_overlap_but_not_an_add() -> None:
-    from vecbridge.backends.milvus.locks import SharedExclusiveLock
+    from vecbridge.locks import SharedExclusiveLock
 
     lock, inside, events = SharedExclusiveLock(), threading.Barrier(2, timeout=10), []
 

@@ -15,8 +15,9 @@ Strong on every read costs a time tick (about 200 ms on Milvus 2.3, measured).
 
 Concurrent writers: Milvus has no insert-if-absent and no unique key, so ``add``
 checks for the ids and then writes.  Within one process the check and the write hold
-a lock of that collection shared by every client of the process (:mod:`.locks`), so
-``add``'s ``DuplicateIdError`` holds between threads and clients.  Across processes
+the core's lock of that collection, shared by every client of the process
+(:mod:`vecbridge.locks`, keyed by the server address or Milvus Lite folder, the database
+and the collection), so ``add``'s ``DuplicateIdError`` holds between threads and clients.  Across processes
 nothing can make it hold: two processes adding one id at the same moment may both
 succeed, and the later write replaces the earlier record (``add`` writes with upsert,
 so the collection never holds two rows for one id, which a Milvus server would keep
@@ -30,7 +31,7 @@ saying so, where pymilvus says only "Open local milvus failed".
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -44,11 +45,20 @@ from ...capabilities import Capabilities
 from ...errors import BackendError, BackendLockedError, InvalidURLError, UnsupportedFeatureError
 from ...options import Option
 from ...url import URL
-from .codec import DOCUMENT, ID, MAX_ID_BYTES, METRIC_TYPES, VECTOR
-from .collection import MilvusCollection
-from .expr import META_FIELD
+from .codec import (
+    DOCUMENT,
+    ID,
+    MAX_DOCUMENT_BYTES,
+    MAX_ID_BYTES,
+    MAX_JSON_BYTES,
+    METRIC_TYPES,
+    VECTOR,
+    stored_metadata_bytes,
+)
+from .collection import MilvusCollection, config_from, config_property
 from .failures import ERRORS
-from .locks import READ_TIMESTAMPS, READ_TIMESTAMPS_LOCK, WRITE_COUNTS
+from .session import READ_TIMESTAMPS, READ_TIMESTAMPS_LOCK, WRITE_COUNTS
+from .translator import META_FIELD
 
 __all__ = ["MilvusClient"]
 
@@ -56,9 +66,6 @@ __all__ = ["MilvusClient"]
 MILVUS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 DEFAULT_HNSW = {"m": 16, "ef_construction": 200, "ef_search": 100}
 DEFAULT_IVF = {"nlist": 128, "nprobe": 16}
-#: Collection property holding the index spec as JSON (Milvus Lite keeps no descriptions
-#: nor IVF parameters, both keep properties).
-_SPEC_PROPERTY = "vecbridge.index"
 OPTIONS = (
     Option("token", where="server", secret=True, doc="an API key or 'user:password' (Zilliz Cloud, RBAC)"),
     Option("user", where="server", doc="user name (instead of user@ in the URL)"),
@@ -136,17 +143,26 @@ class MilvusClient(BaseClient):
     -----
     Each collection has the fields ``id`` (VARCHAR primary key, 256 bytes),
     ``vector`` (FLOAT_VECTOR), ``document`` (VARCHAR, 65,535 bytes) and ``metadata``
-    (JSON, 65,536 bytes; layout in :mod:`vecbridge.backends.milvus.expr`), and an HNSW
-    (default), FLAT or IVF_FLAT index whose spec is kept in the collection property
-    ``vecbridge.index``.
+    (JSON, 65,536 bytes; layout in :mod:`vecbridge.backends.milvus.translator`), and an HNSW
+    (default), FLAT or IVF_FLAT index.  The collection's configuration document (the index
+    spec, and what ``set_config`` stores) is the JSON of the collection property
+    ``vecbridge.config``.
     """
 
     backend_name = "milvus"
     declared_options = OPTIONS
     error_map = ERRORS
-    # Milvus: VARCHAR(65,535) documents, JSON fields of 65,536 bytes, 32,768 dimensions
-    capabilities_declared = Capabilities(index_types=("flat", "hnsw", "ivf"), max_dimension=32768,
-                                         max_document_bytes=65535, max_metadata_bytes=65536, ordered_scan=True)
+    # A Milvus server; Milvus Lite differs in shared_between_processes (see _capabilities).
+    # Milvus 2.3: 32,768 dimensions at most; a VARCHAR holds 65,535 bytes (documents), a JSON
+    # value 65,536 (metadata, measured as stored: type-tagged keys, the no-document flag); the
+    # proxy takes gRPC messages of 64 MiB, vectors as packed float32.  Collection names: the
+    # portable rule, which Milvus's own ([A-Za-z_][A-Za-z0-9_]{0,254}) contains.  add's check
+    # and write are one step only within a process (the core's lock): not atomic_add.
+    capabilities_declared = Capabilities(
+        index_types=("flat", "hnsw", "ivf"), max_dimension=32768, max_request_bytes=64 << 20,
+        wire_bytes_per_float=4, max_id_bytes=MAX_ID_BYTES, max_document_bytes=MAX_DOCUMENT_BYTES,
+        max_metadata_bytes=MAX_JSON_BYTES, metadata_bytes=stored_metadata_bytes, ordered_scan=True,
+        native_async=False, atomic_add=False, shared_between_processes=True, persistent=True)
 
     def __init__(self, url: URL | str, **options: Any):
         super().__init__(url, **options)
@@ -171,7 +187,7 @@ class MilvusClient(BaseClient):
             elif user is not None or password is not None:
                 kwargs["token"] = f"{user or ''}:{password or ''}"
             self.mode = "server"
-            self.location = uri
+            where = uri
         elif u.path:
             if not u.path.endswith(".db"):
                 raise InvalidURLError(f"{u}: a Milvus Lite URL names a file ending in .db, such as milvus:///data/milvus.db")
@@ -179,14 +195,17 @@ class MilvusClient(BaseClient):
             path.parent.mkdir(parents=True, exist_ok=True)
             uri = str(path)
             self.mode = "lite"
-            self.location = os.path.realpath(uri)
+            where = os.path.realpath(uri)
         else:
             raise InvalidURLError(f"{u}: name a server (milvus://host:19530) or a Milvus Lite file (milvus:///path/file.db)")
-        #: The database, for the per-collection write locks of this process (.locks).
-        self.database = kwargs["db_name"] or "default"
+        #: The server address or the Milvus Lite folder (resolved), and the database.
+        self.where, self.database = where, kwargs["db_name"] or "default"
+        #: Key of the core's per-collection write locks (vecbridge.locks): a database is a
+        #: namespace of collections, so it is part of where a collection is.
+        self.location = (where, self.database)
         if self.mode == "lite" and os.path.exists(uri) and not os.path.isdir(uri):
             # milvus-lite 3 keeps a .db *folder*; pymilvus would say only "Open local milvus failed"
-            raise BackendError(f"milvus: {self.location} is a file, not a Milvus Lite database folder (Milvus Lite "
+            raise BackendError(f"milvus: {where} is a file, not a Milvus Lite database folder (Milvus Lite "
                                "3 keeps a folder named *.db; a file of that name may come from an older milvus-lite "
                                "or another program): name another path, or open it with the program that wrote it")
         try:
@@ -194,8 +213,10 @@ class MilvusClient(BaseClient):
                 self._native = NativeClient(uri=uri, timeout=self._timeout, **kwargs)
                 self.version = str(self._native.get_server_version())
         except BackendError as exc:
-            if self.mode == "lite" and _held_elsewhere(self.location):
-                raise _locked_error(self.location) from exc.__cause__
+            # milvus-lite's DataDirLockedError does not reach us: its server manager logs it and
+            # pymilvus raises ConnectionConfigException("Open local milvus failed"); so look
+            if self.mode == "lite" and _held_elsewhere(where):
+                raise _locked_error(where) from exc.__cause__
             raise
         # Milvus Lite evaluates a comparison on a missing JSON key to "unknown" (three-valued
         # logic); Milvus 2.3/2.4 servers to false.  Unknown engines get the safe, guarded form.
@@ -203,10 +224,15 @@ class MilvusClient(BaseClient):
         self.three_valued = self.lite or not re.match(r"v?2\.[34]\.", self.version)
         # read timestamps are per collection of the process, not per client: a write through
         # one client (add's check in another, above all) must be seen by the others' reads
-        self._read_ts, self._lock = READ_TIMESTAMPS, READ_TIMESTAMPS_LOCK
+        self._read_ts, self._ts_lock = READ_TIMESTAMPS, READ_TIMESTAMPS_LOCK
 
     def __repr__(self) -> str:
         return f"<MilvusClient {self.url} ({self.engine})>"
+
+    def _capabilities(self) -> Capabilities:
+        if self.mode == "lite":  # one process opens a Milvus Lite folder at a time (its LOCK file)
+            return dataclasses.replace(self.capabilities_declared, shared_between_processes=False)
+        return self.capabilities_declared
 
     @property
     def engine(self) -> str:
@@ -226,12 +252,12 @@ class MilvusClient(BaseClient):
 
     # -- consistency -----------------------------------------------------------------
     def _key(self, name: str) -> tuple[str, str, str]:
-        return self.location, self.database, name
+        return self.where, self.database, name
 
     def read_consistency(self, name: str) -> tuple[dict[str, Any], int]:
         """Keyword arguments that make a read see this process's earlier writes, and a token for :meth:`read_done`."""
         key = self._key(name)
-        with self._lock:
+        with self._ts_lock:
             ts, token = self._read_ts.get(key, _STRONG), WRITE_COUNTS.get(key, 0)
         if self._always_strong or ts is _STRONG:
             return {"consistency_level": "Strong"}, token
@@ -244,14 +270,14 @@ class MilvusClient(BaseClient):
         write may be newer than what the read saw, so the next read stays Strong.
         """
         key = self._key(name)
-        with self._lock:
+        with self._ts_lock:
             if self._read_ts.get(key, _STRONG) is _STRONG and WRITE_COUNTS.get(key, 0) == token:
                 self._read_ts[key] = 1  # any timestamp at or after what that read saw
 
     def wrote(self, name: str, ts: int) -> None:
         """Record a write; ``ts == 0`` (deletes, Milvus Lite) means "read Strong next"."""
         key = self._key(name)
-        with self._lock:
+        with self._ts_lock:
             WRITE_COUNTS[key] = WRITE_COUNTS.get(key, 0) + 1
             prev = self._read_ts.get(key, _STRONG)
             self._read_ts[key] = _STRONG if not ts or prev is _STRONG else max(prev, ts)
@@ -275,13 +301,13 @@ class MilvusClient(BaseClient):
                                             description="a vecbridge collection")
         schema.add_field(ID, DataType.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES)
         schema.add_field(VECTOR, DataType.FLOAT_VECTOR, dim=dimension)
-        schema.add_field(DOCUMENT, DataType.VARCHAR, max_length=65535)
+        schema.add_field(DOCUMENT, DataType.VARCHAR, max_length=MAX_DOCUMENT_BYTES)
         schema.add_field(META_FIELD, DataType.JSON)
         index_params = NativeClient.prepare_index_params()
         index_params.add_index(VECTOR, index_type=index_type, metric_type=METRIC_TYPES[metric], params=params)
         with self._mapped_errors(f"create collection {name!r}"):
             self._native.create_collection(name, schema=schema, consistency_level="Strong",
-                                           properties={_SPEC_PROPERTY: json.dumps(spec, sort_keys=True)},
+                                           properties=config_property({"index": spec}),
                                            **self.call_options())
             try:
                 # sync=False: pymilvus would sleep 0.5 s before its first look at an index
@@ -291,7 +317,7 @@ class MilvusClient(BaseClient):
             except Exception:
                 self._native.drop_collection(name)  # no half-made collection left behind
                 raise
-        with self._lock:
+        with self._ts_lock:
             # nothing was written before the collection existed: no read needs to wait yet
             self._read_ts[self._key(name)] = 1
         return MilvusCollection(self, name, dimension, metric, spec)
@@ -315,17 +341,14 @@ class MilvusClient(BaseClient):
             if metric is None:
                 raise UnsupportedFeatureError(f"milvus collection {name!r} has no vector index with a metric of "
                                               f"vecbridge (cosine, l2, ip): {info!r}")
-            spec = self._spec_from(desc.get("properties") or {}, info)
+            spec = self._spec_from(config_from(desc.get("properties") or {}), info)
             self._ensure_loaded(name)
         return MilvusCollection(self, name, dimension, metric, spec)
 
     @staticmethod
-    def _spec_from(properties: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
-        if _SPEC_PROPERTY in properties:
-            try:
-                return dict(json.loads(properties[_SPEC_PROPERTY]))
-            except ValueError:
-                pass
+    def _spec_from(config: dict[str, Any] | None, info: dict[str, Any]) -> dict[str, Any]:
+        if config and isinstance(config.get("index"), dict):
+            return dict(config["index"])
         kind = str(info.get("index_type", "")).upper()
         if kind == "FLAT":
             return {"type": "flat"}
@@ -342,7 +365,7 @@ class MilvusClient(BaseClient):
     def _delete_collection(self, name: str) -> None:
         with self._mapped_errors(f"drop collection {name!r}"):
             self._native.drop_collection(name, **self.call_options())
-        with self._lock:
+        with self._ts_lock:
             self._read_ts.pop(self._key(name), None)
 
     def _close(self) -> None:

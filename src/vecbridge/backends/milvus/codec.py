@@ -1,9 +1,10 @@
 """Encoded write batches and the decoding of Milvus rows into records.
 
-A batch is encoded once (metadata to the JSON layout of :mod:`.expr`, sizes checked
-against Milvus's field limits before anything is sent) and cut into slices so that
-no request passes the server's gRPC message limit (64 MiB on a default Milvus proxy);
-:mod:`.fastpath` turns a slice into a request.
+A batch is encoded once (metadata to the JSON layout of :mod:`.translator`; the core has
+checked the sizes against Milvus's field limits, metadata measured as stored, see
+:func:`stored_metadata_bytes`) and cut into slices so that no request passes the server's
+gRPC message limit (64 MiB on a default Milvus proxy); :mod:`.fastpath` turns a slice
+into a request.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ...errors import InvalidMetadataError, InvalidRecordError
+from ...errors import InvalidMetadataError
 from ...types import Record
 from ...validation import Batch
-from .expr import META_FIELD, MetaCodec
+from .translator import META_FIELD, MetaCodec
 
 __all__ = [
     "DOCUMENT",
@@ -32,6 +33,7 @@ __all__ = [
     "output_fields",
     "row_parts",
     "rows_to_records",
+    "stored_metadata_bytes",
     "vectors_of",
 ]
 
@@ -55,15 +57,15 @@ class EncodedBatch:
         self.documents = ["" if d is None else d for d in b.documents]
         self.meta = [MetaCodec.encode(m, d) for m, d in zip(b.metadatas, b.documents)]
         self.json = [orjson.dumps(m) for m in self.meta]
-        doc_bytes = [len(d.encode("utf-8")) for d in self.documents]
-        for i, n in enumerate(doc_bytes):
-            if n > MAX_DOCUMENT_BYTES:
-                raise InvalidRecordError(f"documents[{i}] is {n} bytes in UTF-8; a Milvus VARCHAR field holds at "
-                                         f"most {MAX_DOCUMENT_BYTES} bytes; nothing was written")
+        # The core measured every metadata given (Capabilities.metadata_bytes); this catches
+        # what it could not see: update's merge of a stored metadata with a document set to
+        # None, which adds the no-document flag.
         for i, j in enumerate(self.json):
             if len(j) > MAX_JSON_BYTES:
-                raise InvalidMetadataError(f"metadatas[{i}] takes {len(j)} bytes as JSON; a Milvus JSON field holds at "
-                                           f"most {MAX_JSON_BYTES} bytes; nothing was written")
+                raise InvalidMetadataError(f"metadatas[{i}] (id {self.ids[i]!r}) takes {len(j):,} bytes as Milvus "
+                                           f"stores it; a Milvus JSON field holds at most {MAX_JSON_BYTES:,} bytes; "
+                                           "nothing was written")
+        doc_bytes = [len(d.encode("utf-8")) for d in self.documents]
         row_fixed = self.vectors.shape[1] * 4 + _ROW_OVERHEAD
         self.row_bytes = [row_fixed + len(i) * 4 + d + len(j) for i, d, j in zip(self.ids, doc_bytes, self.json)]
 
@@ -80,6 +82,13 @@ class EncodedBatch:
             size += n
         if start < len(self.row_bytes):
             yield start, len(self.row_bytes)
+
+
+def stored_metadata_bytes(metadata: dict[str, Any], document: str | None) -> int:
+    """Bytes of ``metadata`` as Milvus stores it: the type-tagged JSON object of
+    :class:`~.translator.MetaCodec` (with the no-document flag), the value a Milvus JSON
+    field's limit applies to (``Capabilities.metadata_bytes``)."""
+    return len(orjson.dumps(MetaCodec.encode(metadata, document)))
 
 
 def output_fields(include: frozenset[str]) -> list[str]:

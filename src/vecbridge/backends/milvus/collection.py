@@ -1,21 +1,36 @@
 """A Milvus collection: ``id`` VARCHAR primary key, ``vector``, ``document`` VARCHAR, ``metadata`` JSON.
 
 Reads go through pymilvus's public calls with an escaped boolean expression (see
-:mod:`.expr`); writes are upserts of column-wise requests (see :mod:`.fastpath`).
+:mod:`.translator`); writes are upserts of column-wise requests (see :mod:`.fastpath`).
 Pages and scans walk the primary key (``id > last``, pk-ordered pages, as pymilvus's
 own query iterator does, but with the key escaped), never deep offsets.
+
+Every write is an upsert, ``add`` too (the core's default: ``_existing_ids``, then
+``_upsert``, under the core's exclusive lock of the collection): a Milvus server keeps two
+rows for an id inserted twice, so an add racing another process's add or upsert would
+leave a duplicated record; with upsert the later write wins.
+
+The configuration document is the JSON of one collection property, ``vecbridge.config``
+(both engines keep properties; Milvus Lite keeps no description nor IVF parameters).
+Collections made before it kept only the index spec, in ``vecbridge.index``: still read.
+
+Short rows of a filtered search (an IVF search probes few lists, and finds few of the
+matches there) are completed by the core's exact default, which pages through the
+filter's matches with ``_get_page``: Milvus has no exact search over an indexed
+collection to do it natively.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ...base import BaseCollection, RawHit
-from ...errors import DuplicateIdError, UnsupportedFeatureError, UnsupportedFilterError
+from ...errors import UnsupportedFeatureError, UnsupportedFilterError
 from ...filters import Cmp, Node, Not
 from ...types import Record
 from ...validation import Batch
@@ -29,15 +44,18 @@ from .codec import (
     rows_to_records,
     vectors_of,
 )
-from .expr import Compiler, conjunction, ids_expr, string_literal
 from .fastpath import Writer
-from .locks import collection_lock
+from .translator import Compiler, conjunction, ids_expr, string_literal
 
 if TYPE_CHECKING:
     from .client import MilvusClient
 
 __all__ = ["MilvusCollection"]
 
+#: The collection property that holds the configuration document; where older collections
+#: kept the index spec alone.
+CONFIG_PROPERTY = "vecbridge.config"
+OLD_SPEC_PROPERTY = "vecbridge.index"
 #: Milvus 2.3 caps topk and offset + limit of a query at 16384.
 WINDOW = 16384
 #: ids per ``id in [...]`` expression.
@@ -49,6 +67,28 @@ READ_BUDGET = 32 * 1024 * 1024
 #: (segments keep pk-ordered offset maps and results are merged by pk), and there the
 #: iterator flag costs a time tick (~200 ms) per call, so it is sent to Milvus Lite only.
 LITE_ORDERED = {"iterator": "True", "reduce_stop_for_best": "True"}
+
+
+def config_property(doc: dict[str, Any]) -> dict[str, str]:
+    """The collection properties that store the configuration document ``doc``."""
+    return {CONFIG_PROPERTY: json.dumps(doc, sort_keys=True, ensure_ascii=False)}
+
+
+def _json_object(text: Any) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def config_from(properties: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The configuration document in a collection's properties (``None``: none stored)."""
+    doc = _json_object(properties.get(CONFIG_PROPERTY))
+    if doc is not None:
+        return doc
+    spec = _json_object(properties.get(OLD_SPEC_PROPERTY))
+    return {"index": spec} if spec is not None else None
 
 
 def _ops(node: Node | None) -> list[str]:
@@ -81,9 +121,8 @@ class MilvusCollection(BaseCollection):
     def __init__(self, client: MilvusClient, name: str, dimension: int, metric: str, index: dict[str, Any]):
         super().__init__(client, name, dimension, metric, index)
         self._mc = client
-        self._compiler = Compiler(client.three_valued, client.engine)
+        self._compiler = Compiler(client.three_valued)
         self._ordered = LITE_ORDERED if client.lite else {}
-        self._lock = collection_lock(client.location, client.database, name)
 
     def _search_params(self, k: int) -> dict[str, Any]:
         kind = self.index.get("type")
@@ -99,20 +138,33 @@ class MilvusCollection(BaseCollection):
 
     # -- plumbing ----------------------------------------------------------------------
     @contextlib.contextmanager
-    def _call(self, action: str, node: Node | None = None) -> Iterator[None]:
-        """Wrap native errors; an expression the engine refuses becomes UnsupportedFilterError."""
+    def _native_call(self, action: str, node: Node | None = None) -> Iterator[None]:
+        """Native errors through the backend's table (.failures); an expression the engine
+        refused (UnsupportedFilterError there) is reported with the filter's operators."""
         try:
             with self._mapped_errors(f"{action} on {self.name!r}"):
                 yield
-        except Exception as exc:
+        except UnsupportedFilterError as exc:
             cause = exc.__cause__
+            if node is None or cause is None:
+                raise
+            ops = ", ".join(dict.fromkeys(_ops(node)))
             msg = str(getattr(cause, "message", cause))
-            refused = "cannot parse expression" in msg or (self._mc.lite and getattr(cause, "code", None) == 6)
-            if node is not None and refused:
-                ops = ", ".join(dict.fromkeys(_ops(node)))
-                raise UnsupportedFilterError(
-                    f"{self._mc.engine} cannot run this filter (operators {ops}): {msg[:300]}") from cause
-            raise
+            raise UnsupportedFilterError(
+                f"milvus: {self._mc.engine} cannot run this filter (operators {ops}) on {self.name!r}: "
+                f"{msg[:300]}") from cause
+
+    # -- configuration -------------------------------------------------------------------
+    def _read_config(self) -> dict[str, Any] | None:
+        with self._native_call("read the configuration"):
+            desc = self._n.describe_collection(self.name, **self._mc.call_options())
+        return config_from(desc.get("properties") or {})
+
+    def _write_config(self, doc: dict[str, Any]) -> None:
+        # the index spec lives in the same document: the core leaves it out of ``doc``
+        with self._native_call("store the configuration"):
+            self._n.alter_collection_properties(self.name, properties=config_property({**doc, "index": self.index}),
+                                                **self._mc.call_options())
 
     def _where(self, node: Node | None) -> str:
         return self._compiler.compile(node)
@@ -129,37 +181,17 @@ class MilvusCollection(BaseCollection):
             (8192 if "metadata" in include or "document" in include else 0)
         return max(1, min(WINDOW, READ_BUDGET // row))
 
-    # -- writes --------------------------------------------------------------------------
-    def _write(self, b: Batch) -> None:
-        encoded = EncodedBatch(b)  # checks sizes before anything is sent
+    # -- writes (the core holds the collection's lock around them: vecbridge.locks) ------
+    def _upsert(self, b: Batch) -> None:
+        encoded = EncodedBatch(b)
         writer = Writer(self._n, self.name, self._mc.call_options())
-        with self._call("upsert"):
+        with self._native_call("upsert"):
             for start, stop in encoded.slices():
                 self._mc.wrote(self.name, writer.upsert(encoded, start, stop))
 
-    def _upsert(self, b: Batch) -> None:
-        with self._lock.shared():
-            self._write(b)
-
-    def _add(self, b: Batch) -> None:
-        # Exclusive: no write of this process lands between the check and the write (see
-        # .locks).  The write is an upsert, not an insert: a Milvus server keeps two rows
-        # for an id inserted twice, so an add racing another process's add or upsert
-        # would leave a duplicated record; with upsert the later write wins.
-        with self._lock.exclusive():
-            existing = self._existing_ids(b.ids)
-            if existing:
-                raise DuplicateIdError(self._duplicate_message(existing))
-            self._write(b)
-
-    def _update(self, b: Batch) -> None:
-        # read, merge, write: exclusive, or a concurrent write or delete would be undone
-        with self._lock.exclusive():
-            super()._update(b)
-
     def _existing_ids(self, ids: list[str]) -> list[str]:
         found: list[str] = []
-        with self._call("get"):
+        with self._native_call("get"):
             for i in range(0, len(ids), IDS_PER_CALL):
                 rows = self._read(self._n.query, filter=ids_expr(ids[i:i + IDS_PER_CALL]), output_fields=[ID])
                 found += [r[ID] for r in rows]
@@ -171,14 +203,14 @@ class MilvusCollection(BaseCollection):
             exprs = [cond or f'{ID} > ""']  # every id is non-empty: this matches all
         else:
             exprs = [conjunction([ids_expr(ids[i:i + IDS_PER_CALL]), cond]) for i in range(0, len(ids), IDS_PER_CALL)]
-        with self._lock.shared(), self._call("delete", where):
+        with self._native_call("delete", where):
             for expr in exprs:
                 self._n.delete(self.name, filter=expr, **self._mc.call_options())
         self._mc.wrote(self.name, 0)  # Milvus 2.3 returns no timestamp for a delete: read Strong next
 
     # -- reads ---------------------------------------------------------------------------
     def _count(self, where: Node | None) -> int:
-        with self._call("count", where):
+        with self._native_call("count", where):
             rows = self._read(self._n.query, filter=self._where(where), output_fields=["count(*)"])
         return int(rows[0]["count(*)"]) if rows else 0
 
@@ -186,7 +218,7 @@ class MilvusCollection(BaseCollection):
         cond = self._where(where)
         out: list[Record] = []
         fields = output_fields(include)
-        with self._call("get", where):
+        with self._native_call("get", where):
             for i in range(0, len(ids), IDS_PER_CALL):
                 expr = conjunction([ids_expr(ids[i:i + IDS_PER_CALL]), cond])
                 out += rows_to_records(self._read(self._n.query, filter=expr, output_fields=fields), include)
@@ -208,7 +240,7 @@ class MilvusCollection(BaseCollection):
     def _get_page(self, where: Node | None, limit: int | None, offset: int, include: frozenset[str]) -> list[Record]:
         cond, fields, page = self._where(where), output_fields(include), self._page_rows(include)
         out: list[Record] = []
-        with self._call("get", where):
+        with self._native_call("get", where):
             if limit is not None and offset + limit <= WINDOW and limit <= page:
                 rows = self._read(self._n.query, filter=cond, output_fields=fields, limit=limit, offset=offset,
                                   **self._ordered)
@@ -236,7 +268,7 @@ class MilvusCollection(BaseCollection):
         walk = self._walk("", fields, self._page_rows(include))
         carry: list[dict[str, Any]] = []
         while True:
-            with self._call("scan"):
+            with self._native_call("scan"):
                 rows = next(walk, None)
             if rows is None:
                 break
@@ -263,7 +295,7 @@ class MilvusCollection(BaseCollection):
             (8192 if "metadata" in include or "document" in include else 0)
         step = max(1, min(WINDOW, READ_BUDGET // (per_row * k), (16 << 20) // (self.dimension * 4)))
         out: list[list[RawHit]] = []
-        with self._call("query", where):
+        with self._native_call("query", where):
             for i in range(0, len(vectors), step):
                 res = self._read(self._n.search, data=vectors[i:i + step], filter=cond, limit=k,
                                  output_fields=fields, search_params=params, anns_field=VECTOR)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .codec import DOCUMENT, ID, VECTOR, EncodedBatch
-from .expr import META_FIELD
+from .translator import META_FIELD
 
 __all__ = ["Writer", "build_request", "detect", "fast_path_problem", "reset"]
 

@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ...errors import UnsupportedFilterError
+from ... import filters
 from ...filters import And, Cmp, Node, Not
 
-__all__ = ["META_FIELD", "Compiler", "MetaCodec", "ids_expr", "string_literal"]
+__all__ = ["META_FIELD", "OPERATORS", "Compiler", "MetaCodec", "ids_expr", "string_literal"]
 
 META_FIELD = "metadata"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -159,13 +159,10 @@ class Compiler:
     three_valued
         The engine evaluates comparisons on missing keys to *unknown* (Milvus Lite):
         guard comparisons under negation with ``exists``.
-    engine
-        Name and version of the engine, for error messages.
     """
 
-    def __init__(self, three_valued: bool, engine: str):
+    def __init__(self, three_valued: bool):
         self.three_valued = three_valued
-        self.engine = engine
 
     def compile(self, node: Node | None) -> str:
         return "" if node is None else self._node(node, False)
@@ -182,56 +179,88 @@ class Compiler:
         return "(" + joiner.join(f"({p})" for p in parts) + ")"
 
     def _cmp(self, c: Cmp, negated: bool) -> str:
-        op, value = c.op, c.value
-        if op == "$ne":
-            return f"not ({self._cmp(Cmp(c.key, '$eq', value), not negated)})"
-        if op == "$nin":
-            return f"not ({self._cmp(Cmp(c.key, '$in', value), not negated)})"
-        if op == "$in":
-            # dedupe by (type tag, value): True == 1 in Python, but not in the filter language
-            unique = {(_tag(v), v): v for v in value}.values()
-            parts = [self._cmp(Cmp(c.key, "$eq", v), negated) for v in unique]
-            return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
-        if op == "$contains":
-            return self._contains(c.key, value)
-        if op == "$eq":
-            tag = _tag(value)
-            literal = ("true" if value else "false") if tag == "b" else \
-                string_literal(value) if tag == "s" else self._number(value, op)
-            return self._guard(_path(tag, c.key), f"== {literal}", negated)
-        symbol = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[op]
-        return self._guard(_path("n", c.key), f"{symbol} {self._number(value, op)}", negated)
+        return _translate(c, self, negated)
 
-    def _number(self, value: float, op: str) -> str:
+    def number(self, value: float) -> str:
+        # the core refuses integers beyond int64 (Capabilities.filter_int_range), the range
+        # Milvus reads integer literals in
         literal = number_literal(value)
-        if literal is None:
-            raise UnsupportedFilterError(
-                f"{op} with the integer {value}: {self.engine} compares integers as 64-bit values, "
-                "so a filter value beyond that range cannot run on the milvus backend")
+        assert literal is not None, value
         return literal
 
-    def _guard(self, path: str, test: str, negated: bool) -> str:
+    def guard(self, path: str, test: str, negated: bool) -> str:
+        """``path test``, made two-valued under negation on a three-valued engine."""
         if negated and self.three_valued:
             return f"((exists {path}) and {path} {test})"
         return f"{path} {test}"
 
-    def _contains(self, key: str, value: Any) -> str:
-        # json_contains_any(P, [v]): unlike json_contains, Milvus Lite accepts negative numbers there
-        if isinstance(value, bool):
-            return f"json_contains_any({_path('lb', key)}, [{'true' if value else 'false'}])"
-        if isinstance(value, str):
-            return f"json_contains_any({_path('ls', key)}, [{string_literal(value)}])"
-        # Milvus 2.3 matches an integer literal only against integer elements and a
-        # float literal against either; so ask each list kind in its own terms.
-        parts = []
-        integral = isinstance(value, int) or (math.isfinite(value) and float(value).is_integer())
-        if integral and INT64_MIN <= value <= INT64_MAX:
-            parts.append(f"json_contains_any({_path('li', key)}, [{int(value)}])")
-        if float(value) == value:
-            parts.append(f"json_contains_any({_path('lf', key)}, [{_float_literal(float(value))}])")
-        if not parts:
-            self._number(int(value), "$contains")  # raises: beyond int64 and no exact double
-        return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
+
+# -- the operator table: one function per comparison, (node, compiler, negated) -> expression --
+def _eq(c: Cmp, comp: Compiler, negated: bool) -> str:
+    value, tag = c.value, _tag(c.value)
+    literal = ("true" if value else "false") if tag == "b" else \
+        string_literal(value) if tag == "s" else comp.number(value)
+    return comp.guard(_path(tag, c.key), f"== {literal}", negated)
+
+
+def _ne(c: Cmp, comp: Compiler, negated: bool) -> str:
+    return f"not ({_eq(Cmp(c.key, '$eq', c.value), comp, not negated)})"
+
+
+def _in(c: Cmp, comp: Compiler, negated: bool) -> str:
+    # dedupe by (type tag, value): True == 1 in Python, but not in the filter language
+    unique = {(_tag(v), v): v for v in c.value}.values()
+    parts = [_eq(Cmp(c.key, "$eq", v), comp, negated) for v in unique]
+    return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
+
+
+def _nin(c: Cmp, comp: Compiler, negated: bool) -> str:
+    return f"not ({_in(Cmp(c.key, '$in', c.value), comp, not negated)})"
+
+
+def _range(symbol: str) -> Callable[[Cmp, Compiler, bool], str]:
+    def translate(c: Cmp, comp: Compiler, negated: bool) -> str:
+        return comp.guard(_path("n", c.key), f"{symbol} {comp.number(c.value)}", negated)
+    return translate
+
+
+def _contains(c: Cmp, comp: Compiler, negated: bool) -> str:
+    # json_contains_any(P, [v]): unlike json_contains, Milvus Lite accepts negative numbers there
+    key, value = c.key, c.value
+    if isinstance(value, bool):
+        return f"json_contains_any({_path('lb', key)}, [{'true' if value else 'false'}])"
+    if isinstance(value, str):
+        return f"json_contains_any({_path('ls', key)}, [{string_literal(value)}])"
+    # Milvus 2.3 matches an integer literal only against integer elements and a float
+    # literal against either; so ask each list kind in its own terms.  (Integers beyond
+    # int64 never get here: the core refuses them, see Capabilities.filter_int_range.)
+    parts = []
+    integral = isinstance(value, int) or (math.isfinite(value) and float(value).is_integer())
+    if integral and INT64_MIN <= value <= INT64_MAX:
+        parts.append(f"json_contains_any({_path('li', key)}, [{int(value)}])")
+    if float(value) == value:
+        parts.append(f"json_contains_any({_path('lf', key)}, [{_float_literal(float(value))}])")
+    return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
+
+
+#: Every type tag a stored key may carry (see the layout above).
+_TAGS = ("s", "n", "b", "ls", "li", "lf", "lb")
+
+
+def _exists(c: Cmp, comp: Compiler, negated: bool) -> str:
+    # the key is present under whichever tag its value has; ``exists`` is two-valued on both
+    # engines, so no guard is needed under negation
+    present = " or ".join(f"(exists {_path(tag, c.key)})" for tag in _TAGS)  # Milvus 2.3 binds `exists` loosely
+    return f"({present})" if c.value else f"not ({present})"
+
+
+#: Every comparison of the filter language and its translation; an operator missing here
+#: is refused with UnsupportedFilterError (filters.operator_table), never translated as another.
+OPERATORS: dict[str, Callable[[Cmp, Compiler, bool], str]] = {
+    "$eq": _eq, "$ne": _ne, "$in": _in, "$nin": _nin, "$contains": _contains,
+    "$gt": _range(">"), "$gte": _range(">="), "$lt": _range("<"), "$lte": _range("<="), "$exists": _exists,
+}
+_translate = filters.operator_table(OPERATORS, "milvus")
 
 
 def ids_expr(ids: Iterable[str], field: str = "id") -> str:
