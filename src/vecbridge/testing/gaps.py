@@ -85,11 +85,13 @@ def _near_2_63(x: Any) -> bool:
 
 
 FILTER_GAPS: tuple[TableGap, ...] = (
-    TableGap("never", ("qdrant",), "filter integers of magnitude 2**53 or more (and whole floats up to 2**63)",
-             "Qdrant compares payload numbers as 64-bit floats, which hold whole numbers exactly only "
-             "below 2**53; such a filter is refused rather than answered approximately",
+    TableGap("never", ("qdrant", "milvus-server"),
+             "filter integers of magnitude 2**53 or more (and whole floats up to 2**63)",
+             "Qdrant and the Milvus server compare payload/JSON numbers as 64-bit floats, which hold whole "
+             "numbers exactly only below 2**53; such a filter is refused rather than answered approximately "
+             "(Milvus Lite compares them exactly)",
              ("test_reliability.py::test_large_numbers_in_filters",), _beyond_float53),
-    TableGap("never", ("chroma", "faiss", "milvus"), "filter integers outside int64",
+    TableGap("never", ("chroma", "faiss", "milvus-lite"), "filter integers outside int64",
              "the engine stores and compares integers as int64, so an integer beyond int64 in a filter "
              "is refused (the core's filter_int_range rule)",
              ("test_reliability.py::test_large_numbers_in_filters",), _beyond_int64),

@@ -310,6 +310,9 @@ print(json.dumps(out))
 @pytest.mark.never(["chroma-server"], reason="Chroma has no atomic insert-if-absent: two processes adding one id "
                    "to a server can both be told it worked, and one record is kept (docs/backends/chroma.md); "
                    "give each id one writing process")
+@pytest.mark.never(["milvus-server"], reason="Milvus has no insert-if-absent and no unique key: two processes adding "
+                   "one id can both be told it worked, the later record replaces the earlier "
+                   "(docs/backends/milvus.md); give each id one writing process")
 def test_concurrent_add_two_processes(vb_backend, make_collection):
     """Two processes adding the same ids: a process either fails clearly because the other
     holds the folder (BackendLockedError) or, per id, exactly one add succeeds and the other

@@ -230,9 +230,12 @@ class MilvusClient(BaseClient):
         return f"<MilvusClient {self.url} ({self.engine})>"
 
     def _capabilities(self) -> Capabilities:
+        caps = self.capabilities_declared
         if self.mode == "lite":  # one process opens a Milvus Lite folder at a time (its LOCK file)
-            return dataclasses.replace(self.capabilities_declared, shared_between_processes=False)
-        return self.capabilities_declared
+            caps = dataclasses.replace(caps, shared_between_processes=False)
+        if not self.lite:  # the server compares filter numbers as doubles: integers exact below 2**53
+            caps = dataclasses.replace(caps, filter_int_range=(-(2**53) + 1, 2**53 - 1))
+        return caps
 
     @property
     def engine(self) -> str:

@@ -121,7 +121,7 @@ class MilvusCollection(BaseCollection):
     def __init__(self, client: MilvusClient, name: str, dimension: int, metric: str, index: dict[str, Any]):
         super().__init__(client, name, dimension, metric, index)
         self._mc = client
-        self._compiler = Compiler(client.three_valued)
+        self._compiler = Compiler(client.three_valued, doubles=not client.lite)
         self._ordered = LITE_ORDERED if client.lite else {}
 
     def _search_params(self, k: int) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ... import filters
+from ...errors import UnsupportedFilterError
 from ...filters import And, Cmp, Node, Not
 
 __all__ = ["META_FIELD", "OPERATORS", "Compiler", "MetaCodec", "ids_expr", "string_literal"]
@@ -161,8 +162,11 @@ class Compiler:
         guard comparisons under negation with ``exists``.
     """
 
-    def __init__(self, three_valued: bool):
+    def __init__(self, three_valued: bool, doubles: bool = False):
         self.three_valued = three_valued
+        # A Milvus server compares a JSON number with a literal as doubles (checked with 2.3.5:
+        # a stored 2.0**53 matches == 2**53 + 1); whole numbers are exact only below 2**53.
+        self.doubles = doubles
 
     def compile(self, node: Node | None) -> str:
         return "" if node is None else self._node(node, False)
@@ -184,6 +188,10 @@ class Compiler:
     def number(self, value: float) -> str:
         # the core refuses integers beyond int64 (Capabilities.filter_int_range), the range
         # Milvus reads integer literals in
+        if self.doubles and float(value).is_integer() and 2.0**53 <= abs(value) <= 2.0**63:
+            raise UnsupportedFilterError(
+                f"the milvus server compares filter numbers as doubles, which hold whole numbers exactly only "
+                f"below 2**53; the filter has {value!r} (Milvus Lite compares it exactly)")
         literal = number_literal(value)
         assert literal is not None, value
         return literal
