@@ -123,9 +123,9 @@ def _leaf(f: MetadataFilter) -> Where:
             return py_in(key, value)
         if op == FilterOperator.NIN:
             return not_(py_in(key, value))
-        if not value:
+        if not value and op == FilterOperator.ALL:
             # all([]) is true of any stored value, even one this store leaves out (an empty list)
-            raise _unsupported(f, f"{op.value} with an empty list") if op == FilterOperator.ALL else False
+            raise _unsupported(f, "all with an empty list")
         parts = [py_contains(key, v) for v in value]
         return or_(parts) if op == FilterOperator.ANY else and_(parts)
     if isinstance(value, list):
@@ -144,6 +144,8 @@ def _leaf(f: MetadataFilter) -> Where:
 
 
 def _node(filters: MetadataFilters) -> Where:
+    if not filters.filters:
+        return True  # LlamaIndex: no filters match every node, whatever the condition
     parts = [_node(f) if isinstance(f, MetadataFilters) else _leaf(f) for f in filters.filters]
     cond = filters.condition or FilterCondition.AND
     if cond == FilterCondition.AND:
@@ -160,9 +162,7 @@ def to_where(filters: MetadataFilters | None) -> Where:
 
     An empty ``MetadataFilters`` matches every record, as in LlamaIndex's reference evaluator.
     """
-    if filters is None or not filters.filters:
-        return True
-    return _node(filters)
+    return True if filters is None else _node(filters)
 
 
 # -- the store --------------------------------------------------------------------------------
@@ -272,12 +272,12 @@ class VecbridgeVectorStore(BasePydanticVectorStore):
         if query.doc_ids is not None:
             where = and_([where, py_in("ref_doc_id", query.doc_ids)])
         k = query.similarity_top_k
-        if coll is None or where is False or k <= 0 or query.node_ids == []:
+        if coll is None or where is False or k <= 0:
             return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
         mmr = query.mode == VectorStoreQueryMode.MMR
         fetch = max(k, int(k * float(kwargs.get("mmr_prefetch_factor", self.mmr_prefetch_factor)))) if mmr else k
         include = ("metadata", "document", "vector") if mmr else ("metadata", "document")
-        if query.node_ids is not None:
+        if query.node_ids:  # LlamaIndex passes [] for "no restriction" (VectorStoreIndex.as_retriever does)
             hits = self._among(coll, query.query_embedding, query.node_ids, where, fetch)
         else:
             hits = [(h.id, h.score, h.metadata, h.document, h.vector) for h in
