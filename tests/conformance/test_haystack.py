@@ -23,7 +23,12 @@ from haystack.dataclasses import ByteStream, SparseEmbedding
 from haystack.document_stores.errors import DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
 from haystack.errors import FilterError
-from haystack.testing.document_store import DocumentStoreBaseTests
+from haystack.testing.document_store import (
+    CountDocumentsByFilterTest,
+    DeleteAllTest,
+    DeleteByFilterTest,
+    DocumentStoreBaseTests,
+)
 from haystack.utils import Secret
 from haystack.utils.filters import document_matches_filter
 
@@ -90,6 +95,14 @@ class TestHaystackDocumentStore(DocumentStoreBaseTests):
         with pytest.raises(DuplicateDocumentError):
             document_store.write_documents([doc])
         self.assert_documents_are_equal(document_store.filter_documents(), [doc])
+
+
+class TestHaystackOptionalMethods(DeleteAllTest, DeleteByFilterTest, CountDocumentsByFilterTest):
+    """Haystack's own tests of the optional methods this store has (it has no update_by_filter)."""
+
+    @pytest.fixture
+    def document_store(self, store_factory):
+        return store_factory(embedding_dim=8)
 
 
 # -- beyond Haystack's suite ------------------------------------------------------------------

@@ -238,8 +238,7 @@ def _record_metadata(doc: Document) -> dict[str, Any]:
         dt = _iso_date(value)
         if dt is not None:
             out.update(_date_keys(key, dt))
-    if not exact or any(isinstance(v, dict) for v in doc.meta.values()) or \
-            any(isinstance(v, tuple) for v in doc.meta.values()):
+    if not exact or any(isinstance(v, dict) for v in doc.meta.values()):
         try:
             out[_META] = json.dumps(doc.meta, ensure_ascii=False)
         except TypeError as exc:
@@ -399,8 +398,19 @@ class VecbridgeDocumentStore:
         if coll is not None and document_ids:
             coll.delete(ids=list(document_ids))
 
-    def delete_all_documents(self) -> None:
-        self._handle.clear()
+    def delete_all_documents(self, recreate_index: bool = False) -> None:
+        """Delete every document; with ``recreate_index``, drop the collection and create it
+        again empty, with the same dimension and metric (through a URL only)."""
+        coll = self._handle.get()
+        if coll is None:
+            return
+        if not recreate_index:
+            self._handle.clear()
+            return
+        dimension, metric = coll.dimension, coll.metric
+        self._handle.drop()
+        self._handle.metric = metric
+        self._handle.for_write(dimension)
 
     def delete_by_filter(self, filters: dict[str, Any]) -> int:
         where = to_where(filters)
