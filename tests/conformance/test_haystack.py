@@ -262,3 +262,13 @@ def test_to_dict_from_dict(vb_backend, monkeypatch):
         VecbridgeDocumentStore("pgvector://u:hunter2@localhost:5432/db?collection=docs").to_dict()
     for s in (store, again.document_store, secret):
         s.close()
+
+
+def test_import_vecbridge_imports_no_framework():
+    import subprocess
+    import sys
+
+    code = ("import sys, vecbridge, vecbridge.integrations; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'haystack', 'llama_index', 'langchain_core'}))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "[]"
