@@ -62,9 +62,9 @@ def _f32(embedding: list[float] | None) -> list[float] | None:
     return None if embedding is None else np.asarray(embedding, dtype=np.float32).tolist()
 
 
-# Comparisons with None are the filter language's $exists (a key present / absent), which the
+# Comparisons with None are the filter language's $exists (a key present / absent), which some
 # backends do not translate yet: strict xfails, so that each one is noticed when it closes.
-NO_EXISTS = ["faiss", "chroma", "qdrant", "milvus", "pgvector"]
+NO_EXISTS = ["faiss", "chroma", "milvus"]
 needs_exists = pytest.mark.notimpl(NO_EXISTS, reason="the backend does not translate the filter language's $exists yet")
 
 

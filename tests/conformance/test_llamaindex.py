@@ -271,7 +271,7 @@ def test_filters_answer_as_llamaindex_reference_evaluator(filter_store, mf):
 
 
 # IS_EMPTY is "missing, None, '' or []": it needs the filter language's $exists
-NO_EXISTS = ["faiss", "chroma", "qdrant", "milvus", "pgvector"]
+NO_EXISTS = ["faiss", "chroma", "milvus"]
 
 
 @pytest.mark.notimpl(NO_EXISTS, reason="the backend does not translate the filter language's $exists yet")
