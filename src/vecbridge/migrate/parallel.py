@@ -159,7 +159,11 @@ def merge_samples(samples: Sequence[tuple[int, list[str]]], size: int, seed: int
 
 
 def _is_server(side: Side) -> bool:
-    return side.url is not None and side.url.host is not None
+    """A URL of the server form: a host (``scheme://host:port``), or a user and a socket folder
+    (``pgvector://user@/db?host=/run/pg``); the embedded forms have neither (``scheme:///path``,
+    ``scheme://``)."""
+    url = side.url
+    return url is not None and (url.host is not None or url.username is not None or "host" in url.query)
 
 
 def default_workers(src: Side, tgt: Side, count: int, batch_size: int) -> int:
