@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
-import vecbridge  # noqa: E402
+import vecbridge
 
 SERVERS = {"pgvector": "postgres_server", "milvus": "milvus_server", "chroma": "chroma_server"}
 

@@ -31,7 +31,7 @@ import queue
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -163,7 +163,7 @@ class VecbridgeDatasink(Datasink):  # type: ignore[misc]
         written = 0
         try:
             for block in blocks:
-                batch = BlockAccessor.for_block(block).to_numpy()
+                batch = cast(dict[str, Any], BlockAccessor.for_block(block).to_numpy())  # every column
                 ids = [str(i) for i in batch["id"]]
                 vectors = batch["vector"]
                 vectors = np.stack([np.asarray(v, dtype=np.float32) for v in vectors]) if vectors.dtype == object \
@@ -347,7 +347,7 @@ def copy_with_ray(src: Any, tgt: Any, state: Any, parts: list[Any], saver: Any, 
                         stats.skipped += msg["skipped"]
                         stats.retries += msg["retries"]
                         stats.notes += msg["notes"]
-        except Exception as exc:
+        except ray.exceptions.RayError as exc:  # the task's own exception, not Ray's wrapper
             raise _cause(exc) from None
 
     def cancel_all() -> None:

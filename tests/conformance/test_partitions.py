@@ -57,7 +57,7 @@ def test_partitions_hold_every_record_once(shared_collection, n):
 
 
 def test_partitions_survive_json_and_pickle(shared_collection):
-    coll, ds = shared_collection("cosine")
+    coll, _ = shared_collection("cosine")
     parts = coll.partitions(3)
     _, direct = _read(coll, parts)
     for p, ids in zip(parts, direct):

@@ -226,9 +226,9 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
         if cp is not None:
             cp.save(state)
         policy = RetryPolicy(retries=retries, backoff=backoff)
-        copier_args = dict(batch_size=plan.batch_size, max_request_bytes=max_request_bytes,
-                           bytes_per_float=wire_bytes_per_float(src, tgt), retry=policy, on_retry=on_retry,
-                           embedder=embedder)
+        copier_args: dict[str, Any] = {"batch_size": plan.batch_size, "max_request_bytes": max_request_bytes,
+                                       "bytes_per_float": wire_bytes_per_float(src, tgt), "retry": policy,
+                                       "on_retry": on_retry, "embedder": embedder}
         try:
             if parallel:
                 stats, sampler = _copy_partitions(src, tgt, (source, target), conns, state, cp, bar,

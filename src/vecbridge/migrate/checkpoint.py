@@ -35,11 +35,11 @@ import threading
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .report import MigrationError
 
-__all__ = ["CHECKPOINT_DIR", "BackgroundSaver", "Checkpoint", "State", "advance", "default_path"]
+__all__ = ["CHECKPOINT_DIR", "BackgroundSaver", "Checkpoint", "Position", "State", "advance", "default_path"]
 
 #: Where checkpoints go by default, relative to the working directory.
 CHECKPOINT_DIR = ".vecbridge"
@@ -80,7 +80,18 @@ class State:
         self.position, self.last_id, self.partitions = 0, None, None
 
 
-def advance(state: Any, ids: list[str]) -> None:
+class Position(Protocol):
+    """What a copier moves: a whole :class:`State`, or one partition's part of it."""
+
+    position: int
+    last_id: str | None
+    copied: int
+    dimension: int
+    metric: str
+    source_count: int
+
+
+def advance(state: Position, ids: list[str]) -> None:
     """``ids`` (in scan order) are in the target now: move ``state`` (a :class:`State` or
     one partition's part of it) past them."""
     state.position += len(ids)

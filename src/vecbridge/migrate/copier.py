@@ -41,11 +41,11 @@ import numpy as np
 
 from ..errors import BackendError, BackendUnavailableError, InvalidRecordError
 from ..types import INCLUDE_ALL, Partition, Record
-from .checkpoint import BackgroundSaver, Checkpoint, State, advance
+from .checkpoint import BackgroundSaver, Checkpoint, Position, advance
 from .endpoint import Side
 from .pipeline import Pipeline
 from .plan import check_records, record_bytes, size_problems
-from .progress import Progress
+from .progress import Progress, SharedProgress
 from .report import MigrationError, RetriesExhaustedError
 from .verify import Reservoir
 
@@ -136,8 +136,9 @@ class _Stats:
 class Copier:
     """Copy every record of ``src`` into ``tgt``, continuing from ``state``."""
 
-    def __init__(self, src: Side, tgt: Side, state: State, *, batch_size: int, max_request_bytes: int,
-                 bytes_per_float: int, checkpoint: Checkpoint | None, progress: Progress, sampler: Reservoir,
+    def __init__(self, src: Side, tgt: Side, state: Position, *, batch_size: int, max_request_bytes: int,
+                 bytes_per_float: int, checkpoint: Checkpoint | None, progress: Progress | SharedProgress,
+                 sampler: Reservoir,
                  retry: RetryPolicy = RetryPolicy(), depth: int = 2,
                  on_retry: Callable[[str], None] | None = None, embedder: Any = None,
                  partition: Partition | None = None, saver: Any = None, stop: threading.Event | None = None,
@@ -155,7 +156,8 @@ class Copier:
         self.budget = max_request_bytes
         self.vector_bytes = state.dimension * bytes_per_float
         self.checkpoint = checkpoint
-        self._saver: BackgroundSaver | None = None
+        # A BackgroundSaver of its own, or the saver shared by a parallel copy's copiers (.parallel).
+        self._saver: Any = None
         self.progress = progress
         self.sampler = sampler
         self.retry = retry

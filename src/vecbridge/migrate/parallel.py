@@ -260,7 +260,7 @@ def copy_in_threads(src: Side, tgt: Side, specs: tuple[Any, Any], shared: Connec
                             thread_name_prefix="vecbridge-partition") as pool:
         futures: list[Future[None]] = [pool.submit(work, i, p) for i, p in todo]
         try:
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            _, pending = wait(futures, return_when=FIRST_EXCEPTION)
             if pending:  # one failed: stop the others at their next batch
                 stop.set()
                 wait(pending)
