@@ -85,6 +85,9 @@ examples:
   vecbridge migrate --resume "SCHEME:///data/vectors?collection=docs" "OTHER://db.example:6333"
   # for scripts: one JSON document on stdout, no progress
   vecbridge migrate --json --quiet --verify full SRC_URL TARGET_URL
+  # four partitions at once, or as Ray tasks on a cluster
+  vecbridge migrate --workers 4 SRC_URL "OTHER://db.example:6333"
+  vecbridge migrate --engine ray --ray-address ray://head:10001 --workers 16 SRC_URL TARGET_URL
 
 The target collection's name defaults to the source's (changed to a name the target
 can hold when needed; the report says so).  A target that already holds records is
@@ -92,6 +95,8 @@ written into only with --resume or --into-existing.  A checkpoint is saved after
 written batch (default: .vecbridge/ in the working directory) and removed once the run
 has finished and verified.  A failure that a retry can cure (connection refused or
 dropped, timeout) is retried; any other stops the run at once, checkpoint kept.
+With --workers N the source's partitions are copied at once, each with its own entry
+in the checkpoint; --resume continues each where it stopped.
 
 {EXIT_CODES}"""
 
@@ -168,6 +173,15 @@ def _build() -> argparse.ArgumentParser:
                         "dropped, timeout, server starting), with backoff and reconnection (default 5)")
     m.add_argument("--backoff", type=float, default=1.0, metavar="SECONDS",
                    help="first wait before a retry; it doubles each time, up to 30 s (default 1)")
+    m.add_argument("--workers", type=_positive, metavar="N",
+                   help="partitions of the source copied at once, each with its own writer and checkpoint entry "
+                        "(default: 4 into a server, 1 into an embedded or in-memory target; on --resume, the "
+                        "interrupted run's); --verify full compares that many partitions at once")
+    m.add_argument("--engine", choices=["threads", "ray"], default="threads",
+                   help="run the partition copies in this process (threads, the default) or as Ray tasks (ray: "
+                        "pip install \"vecbridge[ray]\")")
+    m.add_argument("--ray-address", metavar="ADDR",
+                   help="the Ray cluster for --engine ray (default: RAY_ADDRESS, else a local instance)")
     m.add_argument("--reembed", metavar="SPEC",
                    help="embed every document again with this model (PROVIDER:MODEL[?options]) into a target of its "
                         "dimension; records without a document are refused before any write")
@@ -207,6 +221,8 @@ def _build() -> argparse.ArgumentParser:
                    help="count only, a random sample, or every record (default: full)")
     v.add_argument("--sample-size", type=_positive, default=1000, metavar="N")
     v.add_argument("--batch-size", type=_positive, metavar="N")
+    v.add_argument("--workers", type=_positive, default=1, metavar="N",
+                   help="--mode full: partitions of the source compared at once (default 1)")
     return parser
 
 
@@ -232,7 +248,7 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
                      sample_size=args.sample_size, dry_run=args.dry_run, checkpoint=args.checkpoint,
                      progress=not args.quiet, max_request_bytes=args.max_request_bytes or DEFAULT_REQUEST_BYTES,
                      retries=args.retries, backoff=args.backoff, on_retry=lambda msg: _warn(args, msg),
-                     reembed=args.reembed)
+                     reembed=args.reembed, workers=args.workers, engine=args.engine, ray_address=args.ray_address)
     data = report.to_dict()
     problems = report.plan.problems if report.plan is not None else []
     if problems:  # a dry run that found what a real run would refuse: the same error, the same code
@@ -308,7 +324,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     from .migrate import verify
 
     result = verify(args.source, args.target, mode=args.mode, sample_size=args.sample_size,
-                    batch_size=args.batch_size, progress=not args.quiet)
+                    batch_size=args.batch_size, progress=not args.quiet, workers=args.workers)
     lines = [result.summary()] + [f"  {m.id!r}: {m.field}: {m.detail}" for m in result.mismatches[:20]]
     if result.mismatch_count > 20:
         lines.append(f"  ... and {result.mismatch_count - 20:,} more")

@@ -9,8 +9,10 @@ from ..base import CONFIG_KEYS
 from ..errors import UnsupportedFeatureError
 from ..types import INCLUDE_ALL
 from ..url import URL
-from .copier import Copier, RetryPolicy
+from .checkpoint import Checkpoint, State
+from .copier import Copier, RetryPolicy, _Stats
 from .endpoint import Connections, Side
+from .parallel import ENGINES, SharedSaver, copy_in_threads, partition_states, resolve_workers
 from .plan import (
     DEFAULT_REQUEST_BYTES,
     NAMED_PROBLEMS,
@@ -76,7 +78,8 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
             resume: bool = False, restart: bool = False, into_existing: bool = False, verify: str = "sample",
             sample_size: int = 1000, dry_run: bool = False, checkpoint: str | bool | None = None,
             progress: Any = False, max_request_bytes: int = DEFAULT_REQUEST_BYTES, retries: int = 5,
-            backoff: float = 1.0, on_retry: Any = None, reembed: Any = None) -> MigrationReport:
+            backoff: float = 1.0, on_retry: Any = None, reembed: Any = None, workers: int | None = None,
+            engine: str = "threads", ray_address: str | None = None) -> MigrationReport:
     """Copy a collection, with its ids, vectors, metadata and documents, to another backend.
 
     Parameters
@@ -119,6 +122,17 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
         A spec (``PROVIDER:MODEL[?options]``) or an Embedder: every document is embedded again
         by it into a target of its dimension, whose stored embedding spec becomes this one;
         records without a document are listed by the plan and refused before any write.
+    workers
+        Partitions copied at once (``source.partitions(workers)``), each with its own writer and
+        its own entry in the checkpoint; ``verify="full"`` then compares the partitions at once
+        too.  Default: 4 into a server target, 1 into an embedded or in-memory one (see
+        :func:`vecbridge.migrate.parallel.default_workers`); on ``resume``, the interrupted run's.
+    engine
+        ``"threads"`` (this process) or ``"ray"``: each partition's copy is a Ray task
+        (:mod:`vecbridge.ray`, ``pip install "vecbridge[ray]"``), its progress saved here.
+    ray_address
+        The Ray cluster to use (``ray.init(address=...)``); default: the one this process is
+        connected to, else ``RAY_ADDRESS``, else a local instance started for the copy.
 
     Returns
     -------
@@ -140,6 +154,12 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
     _positive(batch_size, "batch_size")
     _positive(sample_size, "sample_size")
     _positive(max_request_bytes, "max_request_bytes")
+    _positive(workers, "workers")
+    if engine not in ENGINES:
+        raise MigrationError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if engine == "ray" and reembed is not None:
+        raise MigrationError("re-embedding (reembed=) runs with engine='threads' only: the model would be loaded "
+                             "in every Ray task")
     embedder = None
     if reembed is not None:
         from ..embeddings import get_embedder
@@ -170,8 +190,17 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
             # A record the target cannot hold must stop the copy before its first write.
             plan.problems += scan_size_problems(src.collection, tgt.capabilities, tgt.backend, plan.batch_size,
                                                 plan.dimension * wire_bytes_per_float(src, tgt))
+        if engine == "ray":
+            from ..ray import ray_problems
+
+            plan.problems += ray_problems(src, tgt)
         if plan.problems:
             raise MigrationError(plan.problems)
+        n_workers, notes = resolve_workers(workers, state, src, tgt, plan.source_count, plan.batch_size,
+                                           plan.action == "resume", plan.checkpoint)
+        report.notes += notes
+        parallel = engine == "ray" or n_workers > 1 or state.partitions is not None
+        report.workers, report.engine = n_workers, engine
 
         t0 = time.monotonic()
         if not plan.target_exists:
@@ -196,14 +225,20 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
         state.status = "copying"
         if cp is not None:
             cp.save(state)
-        sampler = Reservoir(sample_size)
         policy = RetryPolicy(retries=retries, backoff=backoff)
-        copier = Copier(src, tgt, state, batch_size=plan.batch_size, max_request_bytes=max_request_bytes,
-                        bytes_per_float=wire_bytes_per_float(src, tgt),
-                        checkpoint=cp, progress=bar, sampler=sampler,
-                        retry=policy, on_retry=on_retry, embedder=embedder)
+        copier_args: dict[str, Any] = {"batch_size": plan.batch_size, "max_request_bytes": max_request_bytes,
+                                       "bytes_per_float": wire_bytes_per_float(src, tgt), "retry": policy,
+                                       "on_retry": on_retry, "embedder": embedder}
         try:
-            stats = copier.run()
+            if parallel:
+                stats, sampler = _copy_partitions(src, tgt, (source, target), conns, state, cp, bar,
+                                                  workers=n_workers, engine=engine, ray_address=ray_address,
+                                                  sample_size=sample_size, copier_args=copier_args)
+                report.partitions = len(state.partitions or [])
+            else:
+                sampler = Reservoir(sample_size)
+                stats = Copier(src, tgt, state, checkpoint=cp, progress=bar, sampler=sampler,
+                               **copier_args).run()
         except KeyboardInterrupt as exc:
             where = (f"; the checkpoint {cp.path} is kept: run again with --resume to continue" if cp is not None
                      else "")
@@ -225,7 +260,8 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
             report.verification = policy.call(
                 lambda: verify_collections(src.collection, tgt.collection, verify, batch_size=plan.batch_size,
                                            sample_ids=ids, sample_size=sample_size, allow_extra=extra,
-                                           progress=bar, reembedded=plan.dimension if embedder else None),
+                                           progress=bar, reembedded=plan.dimension if embedder else None,
+                                           workers=n_workers),
                 reopen=(src, tgt), on_retry=on_retry)
         if cp is not None and report.ok:
             cp.remove()
@@ -239,15 +275,17 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
 
 
 def verify(source: str | URL | Any, target: str | URL | Any, *, mode: str = "full", sample_size: int = 1000,
-           batch_size: int | None = None, progress: Any = False) -> VerificationResult:
+           batch_size: int | None = None, progress: Any = False, workers: int = 1) -> VerificationResult:
     """Compare the target collection with the source (``count``, ``sample`` or ``full``).
 
     The target's collection name defaults to the source's (mapped as :func:`migrate`
-    maps it).  Nothing is written.
+    maps it).  Nothing is written.  ``workers``: ``full`` compares that many partitions
+    of the source at once.
     """
     if _check_mode(mode) == "none":
         raise MigrationError("verify needs a mode other than 'none'")
     _positive(batch_size, "batch_size")
+    _positive(workers, "workers")
     conns = Connections()
     bar = make_progress(progress)
     try:
@@ -262,8 +300,38 @@ def verify(source: str | URL | Any, target: str | URL | Any, *, mode: str = "ful
         bpf = wire_bytes_per_float(src, tgt)
         size = batch_size or rows_per_batch(int(source_coll.dimension), bpf, DEFAULT_REQUEST_BYTES)
         return verify_collections(source_coll, tgt.collection, mode, batch_size=size, sample_size=sample_size,
-                                  progress=bar)
+                                  progress=bar, workers=workers)
     finally:
         bar.finish()
         conns.close()
 
+
+
+def _copy_partitions(src: Side, tgt: Side, specs: tuple[Any, Any], conns: Connections, state: State,
+                     cp: Checkpoint | None, bar: Progress, *, workers: int, engine: str, ray_address: str | None,
+                     sample_size: int, copier_args: dict[str, Any]) -> tuple[_Stats, Reservoir]:
+    """The parallel copy (:mod:`.parallel`): partitions from the checkpoint or made now, their
+    progress in the checkpoint, one progress line; (stats, the merged sample of copied ids)."""
+    parts = partition_states(state, src.collection, workers)
+    state.engine = engine
+    saver = SharedSaver(state, parts, cp)
+
+    def where() -> str:
+        done = f"{state.position:,} of {state.source_count:,} records are copied"
+        return done if cp is None else f"{done}, the checkpoint {cp.path} is kept: run again with --resume to continue"
+
+    try:
+        saver.save_now()  # the partitions are on disk before the first write
+        bar.start("copy", state.source_count, sum(p.position for p in parts if p.done))
+        if engine == "ray":
+            from ..ray import copy_with_ray
+
+            result = copy_with_ray(src, tgt, state, parts, saver, bar, workers=workers, address=ray_address,
+                                   sample_size=sample_size, copier_args=copier_args)
+        else:
+            result = copy_in_threads(src, tgt, specs, conns, state, parts, saver, bar, workers=workers,
+                                     sample_size=sample_size, copier_args=copier_args, where=where)
+        bar.finish()
+    finally:
+        saver.close()
+    return result.stats, result.sampler

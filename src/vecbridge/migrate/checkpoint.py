@@ -12,6 +12,12 @@ The file is written to a temporary name, flushed to disk (fsync), then renamed
 over the old one, so that a process killed at any moment (SIGKILL included)
 leaves either the previous checkpoint or the new one, never a torn file.
 
+A parallel copy (``workers=N``, ``engine="ray"``) keeps the same two numbers per
+partition in ``partitions`` (the partition itself, as its JSON object, with its own
+``position`` and ``last_id``); the top-level ``position`` is then their sum.  The
+partitions are those of the first run, so a resumed run reads the same parts whatever
+number of workers it is given.
+
 The copier saves through :class:`BackgroundSaver`: the state of each written
 batch is handed to a thread that writes it while the next batch is being written
 (an fsync costs milliseconds).  When batches come faster than saves, only the
@@ -29,11 +35,11 @@ import threading
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .report import MigrationError
 
-__all__ = ["CHECKPOINT_DIR", "BackgroundSaver", "Checkpoint", "State", "default_path"]
+__all__ = ["CHECKPOINT_DIR", "BackgroundSaver", "Checkpoint", "Position", "State", "advance", "default_path"]
 
 #: Where checkpoints go by default, relative to the working directory.
 CHECKPOINT_DIR = ".vecbridge"
@@ -60,9 +66,37 @@ class State:
     started: float = 0.0
     updated: float = 0.0
     version: int = _VERSION
+    #: A parallel copy: one entry per partition (``partition``: the Partition's JSON object;
+    #: ``position``, ``last_id``, ``copied``, ``done``); ``None`` for a single stream.
+    partitions: list[dict[str, Any]] | None = None
+    #: How the partitions were copied ("threads" or "ray"); informative only.
+    engine: str = "threads"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=1)
+
+    def reset(self) -> None:
+        """Copy every record again: no position, no partitions (the next run makes new ones)."""
+        self.position, self.last_id, self.partitions = 0, None, None
+
+
+class Position(Protocol):
+    """What a copier moves: a whole :class:`State`, or one partition's part of it."""
+
+    position: int
+    last_id: str | None
+    copied: int
+    dimension: int
+    metric: str
+    source_count: int
+
+
+def advance(state: Position, ids: list[str]) -> None:
+    """``ids`` (in scan order) are in the target now: move ``state`` (a :class:`State` or
+    one partition's part of it) past them."""
+    state.position += len(ids)
+    state.last_id = ids[-1]
+    state.copied += len(ids)
 
 
 def default_path(source: str, target: str, base: str | Path | None = None) -> Path:
@@ -169,6 +203,11 @@ class BackgroundSaver:
         if self._error is not None:
             exc, self._error = self._error, None
             raise exc
+
+    def commit(self, state: State, ids: list[str]) -> None:
+        """``ids`` were written: advance ``state`` past them and save it."""
+        advance(state, ids)
+        self.submit(state)
 
     def submit(self, state: State) -> None:
         state.updated = time.time()

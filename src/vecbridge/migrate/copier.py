@@ -19,6 +19,11 @@ reconnected and the copy resumes in-process from its own state, exactly as
 ``--resume`` would.  When the retries are spent the run stops with the checkpoint
 in place.  Any other error (a permission refused, a full disk, a record the
 database rejects) stops the run at once: retrying it would only repeat it.
+
+A parallel copy (:mod:`.parallel`) runs one :class:`Copier` per partition: each scans
+``partition=p`` of the source, keeps that partition's part of the checkpoint, and hands
+its progress to a saver shared by all of them; a ``stop`` event ends every copier at
+its next batch once one of them has failed.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -34,16 +40,16 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..errors import BackendError, BackendUnavailableError, InvalidRecordError
-from ..types import INCLUDE_ALL, Record
-from .checkpoint import BackgroundSaver, Checkpoint, State
+from ..types import INCLUDE_ALL, Partition, Record
+from .checkpoint import BackgroundSaver, Checkpoint, Position, advance
 from .endpoint import Side
 from .pipeline import Pipeline
 from .plan import check_records, record_bytes, size_problems
-from .progress import Progress
+from .progress import Progress, SharedProgress
 from .report import MigrationError, RetriesExhaustedError
 from .verify import Reservoir
 
-__all__ = ["Copier", "RetryPolicy"]
+__all__ = ["Copier", "RetryPolicy", "Stopped"]
 
 ALL = list(INCLUDE_ALL)
 T = TypeVar("T")
@@ -115,6 +121,10 @@ class _Restart:
     reason: str
 
 
+class Stopped(Exception):
+    """Another partition's copy failed (or the run was interrupted): this one stops too."""
+
+
 @dataclass
 class _Stats:
     copied: int = 0
@@ -126,16 +136,28 @@ class _Stats:
 class Copier:
     """Copy every record of ``src`` into ``tgt``, continuing from ``state``."""
 
-    def __init__(self, src: Side, tgt: Side, state: State, *, batch_size: int, max_request_bytes: int,
-                 bytes_per_float: int, checkpoint: Checkpoint | None, progress: Progress, sampler: Reservoir,
+    def __init__(self, src: Side, tgt: Side, state: Position, *, batch_size: int, max_request_bytes: int,
+                 bytes_per_float: int, checkpoint: Checkpoint | None, progress: Progress | SharedProgress,
+                 sampler: Reservoir,
                  retry: RetryPolicy = RetryPolicy(), depth: int = 2,
-                 on_retry: Callable[[str], None] | None = None, embedder: Any = None):
+                 on_retry: Callable[[str], None] | None = None, embedder: Any = None,
+                 partition: Partition | None = None, saver: Any = None, stop: threading.Event | None = None,
+                 where: Callable[[], str] | None = None):
+        """``partition``: copy only that part of the source (``state`` is then the partition's part
+        of the checkpoint); ``saver``: an object with ``commit(state, ids)`` shared with other
+        copiers (instead of a saver of ``checkpoint``'s own); ``stop``: set when this copy must end
+        at its next batch; ``where``: how far the whole copy got, for an error's message."""
         self.src, self.tgt, self.state = src, tgt, state
+        self.partition = partition
+        self._shared_saver = saver
+        self.stop = stop
+        self._where_fn = where
         self.batch_size = batch_size
         self.budget = max_request_bytes
         self.vector_bytes = state.dimension * bytes_per_float
         self.checkpoint = checkpoint
-        self._saver: BackgroundSaver | None = None
+        # A BackgroundSaver of its own, or the saver shared by a parallel copy's copiers (.parallel).
+        self._saver: Any = None
         self.progress = progress
         self.sampler = sampler
         self.retry = retry
@@ -153,7 +175,7 @@ class Copier:
         size = self.batch_size
         if position:
             seen, aligned = 0, False
-            for batch in source.scan(batch_size=max(size, 1000), include=[]):
+            for batch in source.scan(batch_size=max(size, 1000), include=[], partition=self.partition):
                 ids = [r.id for r in batch]
                 if seen < position:
                     take = min(len(ids), position - seen)
@@ -171,7 +193,7 @@ class Copier:
                 return
             yield _Restart(f"the source's scan order differs from the interrupted run's (the record at position "
                            f"{position:,} is no longer {last_id!r}): every record is copied again (upserts)")
-        for batch in source.scan(batch_size=size, include=self.include):
+        for batch in source.scan(batch_size=size, include=self.include, partition=self.partition):
             yield _Write(batch)
 
     def _chunks(self, records: list[Record]) -> Iterator[list[Record]]:
@@ -209,6 +231,8 @@ class Copier:
         """Upsert one request's worth of records, then save the checkpoint."""
         state = self.state
         ids = cols.ids
+        if self.stop is not None and self.stop.is_set():
+            raise Stopped()
         try:
             target.upsert(ids, cols.vectors, cols.metadatas, cols.documents)
         except InvalidRecordError as exc:
@@ -219,12 +243,11 @@ class Copier:
                                                                                  _naming(cols.records, exc))
             raise MigrationError(f"{why}; nothing of that batch was written, {state.position:,} records are "
                                  "copied (the checkpoint is kept)") from exc
-        state.position += len(ids)
-        state.last_id = ids[-1]
-        state.copied += len(ids)
         self.stats.copied += len(ids)
         if self._saver is not None:
-            self._saver.submit(state)
+            self._saver.commit(state, ids)
+        else:
+            advance(state, ids)
         self.sampler.add(ids)
         self.progress.advance(len(ids))
 
@@ -257,6 +280,9 @@ class Copier:
         The checkpoint is saved after every written batch, in a background thread;
         when ``run`` returns or raises, the newest state is on disk.
         """
+        if self._shared_saver is not None:  # its owner closes it
+            self._saver = self._shared_saver
+            return self._run()
         saver = self._saver = BackgroundSaver(self.checkpoint) if self.checkpoint is not None else None
         try:
             stats = self._run()
@@ -271,6 +297,8 @@ class Copier:
 
     def _where(self) -> str:
         """How far the copy got and how to continue, for an error's message."""
+        if self._where_fn is not None:
+            return self._where_fn()
         done = f"{self.state.position:,} of {self.state.source_count:,} records are copied"
         if self.checkpoint is None:
             return done

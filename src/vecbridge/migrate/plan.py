@@ -345,15 +345,15 @@ def make_plan(src: Side, tgt: Side, *, batch_size: int | None, max_request_bytes
         state.created_target = saved.created_target and target is not None
         if target is None and saved.position:
             notes.append("the target collection of the interrupted run is gone: copying everything again")
-            state.position, state.last_id = 0, None
+            state.reset()
         elif saved.source_count != count or saved.dimension != dimension:
             notes.append(f"the source changed since the interrupted run ({saved.source_count:,} records then, "
                          f"{count:,} now): copying every record again (upserts: nothing is doubled)")
-            state.position, state.last_id = 0, None
+            state.reset()
         elif saved.created_target and plan.target_count < saved.position:
             notes.append(f"the target holds {plan.target_count:,} records, fewer than the {saved.position:,} the "
                          "checkpoint counts: copying every record again")
-            state.position, state.last_id = 0, None
+            state.reset()
         state.source_count = count
         plan.action, plan.resume_from = "resume", state.position
     elif resume:

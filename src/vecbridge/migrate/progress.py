@@ -8,11 +8,12 @@ times a second; when stderr is a file or a pipe a plain line is printed every
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-__all__ = ["Progress", "ProgressCallback", "make_progress"]
+__all__ = ["Progress", "ProgressCallback", "SharedProgress", "make_progress"]
 
 #: ``callback(phase, done, total)``: phase is "copy" or "verify"; total may be None.
 ProgressCallback = Callable[[str, int, "int | None"], None]
@@ -114,3 +115,29 @@ def make_progress(progress: Any) -> Progress:
     if progress:
         return Progress(stream=sys.stderr)
     return Progress(enabled=False)
+
+
+class SharedProgress:
+    """The one bar of a parallel copy, advanced by every partition's copier (thread-safe).
+
+    The copiers' own ``start`` and ``finish`` do nothing: the phase is the whole copy's,
+    begun and ended by its owner, so that one line counts every partition.
+    """
+
+    def __init__(self, bar: Progress):
+        self.bar = bar
+        self._lock = threading.Lock()
+
+    def start(self, phase: str, total: int | None, done: int = 0) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+    def skip(self, n: int) -> None:
+        with self._lock:
+            self.bar.skip(n)
+
+    def advance(self, n: int) -> None:
+        with self._lock:
+            self.bar.advance(n)

@@ -190,6 +190,10 @@ class MigrationReport:
     verification: VerificationResult | None = None
     plan: Plan | None = None
     notes: list[str] = field(default_factory=list)
+    #: Partitions copied at once (1: one stream), how (``threads`` or ``ray``), and the partitions.
+    workers: int = 1
+    engine: str = "threads"
+    partitions: int = 0
 
     @property
     def ok(self) -> bool:
@@ -215,6 +219,8 @@ class MigrationReport:
                   f"({self.records_per_second:,.0f} records/s)"),
                  f"  from {self.source} collection {self.source_collection!r}",
                  f"  to   {self.target} collection {name}"]
+        if self.partitions:
+            lines.append(f"  {self.partitions} partitions, {self.workers} at once ({self.engine})")
         if self.records_skipped:
             lines.append(f"  skipped {self.records_skipped:,} records copied by the interrupted run (resumed)")
         if self.retries:
