@@ -219,7 +219,8 @@ class BaseCollection(CollectionFlows):
         """At most ``n`` partitions that together hold every record exactly once (fewer when the
         collection is small); each is read with ``scan(partition=p)``."""
         count = check_count(n, "n", 1)
-        assert count is not None
+        if count is None:
+            raise ValueError("partitions(n) needs n, a whole number >= 1")
         self._client._check_open()
         return self._partitions(count)
 
@@ -358,14 +359,20 @@ class BaseCollection(CollectionFlows):
         """One partition's records in batches; the default serves ``hash`` partitions."""
         if partition.kind != "hash":
             raise ValueError(f"the {self.backend} backend did not make this {partition.kind!r} partition")
-        out: list[Record] = []
-        for batch in self._scan(max(batch_size, 1000), include):
-            out += [r for r in batch if id_hash(r.id) % partition.count == partition.index]
-            while len(out) >= batch_size:
-                yield out[:batch_size]
-                out = out[batch_size:]
-        if out:
-            yield out
+        # ids only over the whole collection; the partition's own records are fetched whole, so
+        # n partitions read every vector once in total, not n times
+        mine: list[str] = []
+        for batch in self._scan(max(batch_size, 1000), frozenset()):
+            mine += [r.id for r in batch if id_hash(r.id) % partition.count == partition.index]
+            while len(mine) >= batch_size:
+                chunk, mine = mine[:batch_size], mine[batch_size:]
+                yield self._vb_by_ids(chunk, include)
+        if mine:
+            yield self._vb_by_ids(mine, include)
+
+    def _vb_by_ids(self, ids: list[str], include: frozenset[str]) -> list[Record]:
+        found = {r.id: r for r in self._get_ids(ids, None, include)}
+        return [found[i] for i in ids if i in found]
 
     def _embed_documents(self, texts: list[str]) -> np.ndarray:
         return self.embedder.embed_documents(texts)  # type: ignore[no-any-return]
