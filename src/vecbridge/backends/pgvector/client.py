@@ -108,7 +108,9 @@ class PgvectorClient(BaseClient):
         # add is one COPY into a table with a primary key: a concurrent add of the same id
         # waits for the other's commit and then fails, whichever process it runs in
         atomic_add=True,
-        native_async=False,  # psycopg has an async API; vecbridge does not use it yet
+        # psycopg's AsyncConnectionPool (backends/pgvector/aio.py), for the server and the
+        # embedded form alike: the embedded server is reached over its Unix socket like any host
+        native_async=True,
         shared_between_processes=True,
         persistent=True,
     )
@@ -126,6 +128,10 @@ class PgvectorClient(BaseClient):
         params = self._conninfo(options)
         with self._mapped_errors(f"connecting to {self.url}"):
             self.ext_schema, vector_oid = self._setup(params)
+            #: libpq parameters and the pool's sizes, for the async pool of :mod:`.aio`
+            self._params = params
+            self.vector_oid = vector_oid
+            self.pool_sizes = (int(own["pool_min_size"]), int(own["pool_max_size"]), float(own["pool_timeout"]))
             self._pool: ConnectionPool = ConnectionPool(
                 "", kwargs={**params, "autocommit": True, "context": make_adapters(vector_oid)},
                 min_size=int(own["pool_min_size"]), max_size=int(own["pool_max_size"]),
@@ -213,15 +219,24 @@ class PgvectorClient(BaseClient):
             "WHERE n.nspname = %s AND c.relname = %s", (self.schema, ddl.CATALOG)).fetchone()
         return row is not None and self._extension(conn) is not None
 
-    def _configure_connection(self, conn: psycopg.Connection) -> None:
+    def session_statements(self) -> list[Any]:
+        """What every pooled connection runs first, sync (the pool's ``configure``) or async (:mod:`.aio`)."""
+        out: list[Any] = []
         # Iterative index scans (pgvector 0.8): a filtered ANN query keeps scanning until it
         # has k matches.  Older versions lack them; the core's exact top-k rule (_exact_query) covers it.
         if self.pgvector_version >= (0, 8):
-            conn.execute("SET hnsw.iterative_scan = relaxed_order")
-            conn.execute("SET ivfflat.iterative_scan = relaxed_order")
-        conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS _vb_stage (id text COLLATE \"C\", "
-                             "embedding {}, metadata jsonb, document text) ON COMMIT DELETE ROWS").format(
+            out += ["SET hnsw.iterative_scan = relaxed_order", "SET ivfflat.iterative_scan = relaxed_order"]
+        # timestamptz values of native tables are read in UTC, so that their ISO-8601 text
+        # (mapping.to_metadata) and the filters on them (.translator) agree
+        out.append("SET TimeZone = 'UTC'")
+        out.append(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS _vb_stage (id text COLLATE \"C\", "
+                           "embedding {}, metadata jsonb, document text) ON COMMIT DELETE ROWS").format(
             sql.Identifier(self.ext_schema, "vector")))
+        return out
+
+    def _configure_connection(self, conn: psycopg.Connection) -> None:
+        for stmt in self.session_statements():
+            conn.execute(stmt)
 
     # A query is a single autocommitted statement, and psycopg_pool's getconn/putconn cost
     # about as much Python time as the rest of a query's client side.  So one idle connection
