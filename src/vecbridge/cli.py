@@ -271,13 +271,20 @@ def _cmd_ls(args: argparse.Namespace) -> int:
 
     url = URL.parse(args.url)
     with vecbridge.connect(url.with_query(collection=None)) as client:
-        rows = [_describe(client.get_collection(name)) for name in client.list_collections()]
+        # a backend that describes its collections says which cannot be opened, and why: listed
+        # with that reason instead of failing the whole listing
+        describe = getattr(client, "describe_collections", None)
+        entries = describe() if describe is not None else [{"name": n} for n in client.list_collections()]
+        rows = [{**_describe(client.get_collection(e["name"])), "layout": e.get("layout", "vecbridge")}
+                if not e.get("error") else {"name": e["name"], "layout": e.get("layout"), "error": e["error"]}
+                for e in entries]
     shown = url.with_query(collection=None).render()
     lines = []
     if rows:
         width = max(4, *(len(r["name"]) for r in rows))
         lines.append(f"{'NAME':<{width}}  {'RECORDS':>12}  {'DIMENSION':>9}  METRIC")
-        lines += [f"{r['name']:<{width}}  {r['count']:>12,}  {r['dimension']:>9}  {r['metric']}" for r in rows]
+        lines += [f"{r['name']:<{width}}  {r['count']:>12,}  {r['dimension']:>9}  {r['metric']}" if "error" not in r
+                  else f"{r['name']:<{width}}  cannot be opened: {r['error']}" for r in rows]
     else:
         lines.append(f"no collections in {shown}")
     _out(args, {"url": shown, "collections": rows}, lines)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from typing import Any
 
 import psycopg
@@ -34,10 +34,17 @@ from psycopg_pool import ConnectionPool
 
 from ...base import BaseClient
 from ...capabilities import Capabilities
-from ...errors import BackendError, CollectionExistsError, CollectionNotFoundError, InvalidURLError, UnsupportedFeatureError
+from ...errors import (
+    BackendError,
+    CollectionExistsError,
+    CollectionNotFoundError,
+    InvalidURLError,
+    UnsupportedFeatureError,
+    VecbridgeError,
+)
 from ...options import Option
 from ...url import URL
-from . import ddl
+from . import ddl, native
 from .codec import dump_json, make_adapters
 from .collection import PgvectorCollection
 from .failures import ERRORS
@@ -50,7 +57,17 @@ OPTIONS = (
     Option("pool_max_size", "int", default=10, minimum=1, doc="connections the pool opens at most"),
     Option("pool_timeout", "float", default=30.0, minimum=0, doc="seconds to wait for a free connection"),
     Option("maintenance_work_mem", default="auto", doc="memory for index builds ('auto': sized from the data)"),
+    # the mapping of a table vecbridge did not create (vecbridge.mapping.decide; CONTRACT §7)
+    Option("id_field", doc="a native table's key column (default: its primary key)"),
+    Option("vector_field", doc="a native table's vector column (default: its only one)"),
+    Option("document_field", doc="a native table's document column (default: document, text, content, page_content)"),
+    Option("metadata_field", doc="a native table's jsonb metadata column (default: metadata, meta, cmetadata)"),
+    Option("metadata_fields", doc="a native table's metadata columns, comma-separated (default: every other one)"),
+    Option("metric", choices=("cosine", "l2", "ip"),
+           doc="a native table's metric (default: its ANN index's operator class; needed without one)"),
+    Option("layout", doc="the layout to expect: vecbridge or native"),
 )
+_MAPPING = ("id_field", "vector_field", "document_field", "metadata_field", "metadata_fields", "metric", "layout")
 _OWN_OPTIONS = frozenset(o.name for o in OPTIONS)
 _LIBPQ = frozenset(o.keyword.decode() for o in pq.Conninfo.get_defaults())
 #: pg_advisory_xact_lock key serialising the one-time setup (extension, schema, catalog) across processes.
@@ -108,7 +125,9 @@ class PgvectorClient(BaseClient):
         # add is one COPY into a table with a primary key: a concurrent add of the same id
         # waits for the other's commit and then fails, whichever process it runs in
         atomic_add=True,
-        native_async=False,  # psycopg has an async API; vecbridge does not use it yet
+        # psycopg's AsyncConnectionPool (backends/pgvector/aio.py), for the server and the
+        # embedded form alike: the embedded server is reached over its Unix socket like any host
+        native_async=True,
         shared_between_processes=True,
         persistent=True,
     )
@@ -120,12 +139,18 @@ class PgvectorClient(BaseClient):
         own = {k: v for k, v in self.options.items() if k in _OWN_OPTIONS}
         options = {k: v for k, v in self.options.items() if k not in _OWN_OPTIONS}
         self.schema = str(own["schema"])
+        #: the URL options of a native table's mapping (vecbridge.mapping.decide)
+        self.mapping_options = {k: own[k] for k in _MAPPING}
         self._refuse_nul(options)
         self._maintenance_work_mem = str(own["maintenance_work_mem"])
         self._spare: list[psycopg.Connection] = []
         params = self._conninfo(options)
         with self._mapped_errors(f"connecting to {self.url}"):
             self.ext_schema, vector_oid = self._setup(params)
+            #: libpq parameters and the pool's sizes, for the async pool of :mod:`.aio`
+            self._params = params
+            self.vector_oid = vector_oid
+            self.pool_sizes = (int(own["pool_min_size"]), int(own["pool_max_size"]), float(own["pool_timeout"]))
             self._pool: ConnectionPool = ConnectionPool(
                 "", kwargs={**params, "autocommit": True, "context": make_adapters(vector_oid)},
                 min_size=int(own["pool_min_size"]), max_size=int(own["pool_max_size"]),
@@ -213,15 +238,24 @@ class PgvectorClient(BaseClient):
             "WHERE n.nspname = %s AND c.relname = %s", (self.schema, ddl.CATALOG)).fetchone()
         return row is not None and self._extension(conn) is not None
 
-    def _configure_connection(self, conn: psycopg.Connection) -> None:
+    def session_statements(self) -> list[Any]:
+        """What every pooled connection runs first, sync (the pool's ``configure``) or async (:mod:`.aio`)."""
+        out: list[Any] = []
         # Iterative index scans (pgvector 0.8): a filtered ANN query keeps scanning until it
         # has k matches.  Older versions lack them; the core's exact top-k rule (_exact_query) covers it.
         if self.pgvector_version >= (0, 8):
-            conn.execute("SET hnsw.iterative_scan = relaxed_order")
-            conn.execute("SET ivfflat.iterative_scan = relaxed_order")
-        conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS _vb_stage (id text COLLATE \"C\", "
-                             "embedding {}, metadata jsonb, document text) ON COMMIT DELETE ROWS").format(
+            out += ["SET hnsw.iterative_scan = relaxed_order", "SET ivfflat.iterative_scan = relaxed_order"]
+        # timestamptz values of native tables are read in UTC, so that their ISO-8601 text
+        # (mapping.to_metadata) and the filters on them (.translator) agree
+        out.append("SET TimeZone = 'UTC'")
+        out.append(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS _vb_stage (id text COLLATE \"C\", "
+                           "embedding {}, metadata jsonb, document text) ON COMMIT DELETE ROWS").format(
             sql.Identifier(self.ext_schema, "vector")))
+        return out
+
+    def _configure_connection(self, conn: psycopg.Connection) -> None:
+        for stmt in self.session_statements():
+            conn.execute(stmt)
 
     # A query is a single autocommitted statement, and psycopg_pool's getconn/putconn cost
     # about as much Python time as the rest of a query's client side.  So one idle connection
@@ -268,10 +302,38 @@ class PgvectorClient(BaseClient):
             q = sql.SQL("SELECT 1 FROM {} WHERE name = %s").format(self._catalog)
             return conn.execute(q, (name,)).fetchone() is not None
 
+    def _catalog_names(self, conn: psycopg.Connection) -> list[str]:
+        q = sql.SQL("SELECT name FROM {} ORDER BY name").format(self._catalog)
+        return [r[0] for r in conn.execute(q)]
+
+    def _natives(self, conn: psycopg.Connection, own: Iterable[str]) -> list[tuple[str, str, str]]:
+        """(schema, table, relkind) of the readable relations with a vector column, vecbridge's own left out."""
+        mine = set(own)
+        return [(s, t, k) for s, t, k in native.find(conn, self.vector_oid) if not (s == self.schema and t in mine)]
+
     def _list_collections(self) -> list[str]:
         with self._mapped_errors("list_collections"), self._connection() as conn:
-            q = sql.SQL("SELECT name FROM {} ORDER BY name").format(self._catalog)
-            return [r[0] for r in conn.execute(q)]
+            own = self._catalog_names(conn)
+            return own + [f"{s}.{t}" for s, t, _ in self._natives(conn, own)]
+
+    def describe_collections(self) -> list[dict[str, Any]]:
+        """Every collection: ``name``, ``layout`` (``vecbridge`` or ``native``) and ``error``, the
+        reason one cannot be opened (``None`` when it can); listing never fails on one of them."""
+        self._check_open()
+        with self._mapped_errors("describe_collections"), self._connection() as conn:
+            own = self._catalog_names(conn)
+            out: list[dict[str, Any]] = [{"name": n, "layout": "vecbridge", "error": None} for n in own]
+            for schema, table, relkind in self._natives(conn, own):
+                entry: dict[str, Any] = {"name": f"{schema}.{table}", "layout": "native", "error": None}
+                try:
+                    with conn.transaction():  # a failed look-up leaves the connection usable
+                        native.open_native(self, conn, schema, table, relkind)
+                except VecbridgeError as exc:
+                    entry["error"] = str(exc)
+                except psycopg.Error as exc:
+                    entry["error"] = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+                out.append(entry)
+        return sorted(out, key=lambda e: e["name"])
 
     def _get_collection(self, name: str) -> PgvectorCollection | None:
         if not _holdable(name):
@@ -279,8 +341,14 @@ class PgvectorClient(BaseClient):
         with self._mapped_errors("get_collection"), self._connection() as conn:
             q = sql.SQL("SELECT dimension, metric, index FROM {} WHERE name = %s").format(self._catalog)
             row = conn.execute(q, (name,)).fetchone()
-        if row is None:
-            return None
+            if row is None:  # a table vecbridge did not create: schema.table, or a table of ?schema=
+                found = self._natives(conn, self._catalog_names(conn))
+                hit = next(((s, t, k) for s, t, k in found if f"{s}.{t}" == name), None) or \
+                    next(((s, t, k) for s, t, k in found if s == self.schema and t == name), None)
+                if hit is None:
+                    return None
+                with conn.transaction():
+                    return native.open_native(self, conn, *hit)
         return PgvectorCollection(self, name, int(row[0]), str(row[1]), dict(row[2]))
 
     def _create_collection(self, name: str, dimension: int, metric: str, index: dict[str, Any]) -> PgvectorCollection:
