@@ -172,7 +172,7 @@ def test_info_shows_configuration_and_capabilities(tmp_path, capsys):
     code, out, _ = _run(capsys, "info", url)
     assert code == 0 and "config:\n" in out and '  metric: "l2"' in out and '  index: {"type": "flat"}' in out
     assert "capabilities:\n" in out and "  metrics: cosine, l2, ip" in out and "  max_id_bytes: 256" in out
-    assert "  max_document_bytes: no limit" in out and "  persistent: true" in out
+    assert "  max_dimension: no limit" in out and "  persistent: true" in out
 
 
 def test_help_names_no_backend_but_lists_the_registered_schemes(capsys):
