@@ -43,10 +43,11 @@ import numpy as np
 from ...base import BaseCollection, RawHit
 from ...errors import CollectionNotFoundError, DuplicateIdError
 from ...filters import Node
-from ...types import Record
+from ...types import Partition, Record
 from ...validation import Batch
 from .failures import mapped_errors
 from .lock import folder_lock
+from .partitions import bounds, rid_partitions
 from .search import DEFAULT_HNSW, exact, exact_matrix, new_index
 from .store import Store
 
@@ -318,15 +319,26 @@ class FaissCollection(BaseCollection):
         with self._store.lock, self._mapped_errors("get"):
             return self._store.select(include, where, limit=limit, offset=offset)
 
-    def _scan(self, batch_size: int, include: frozenset[str]) -> Iterator[list[Record]]:
-        after = 0
+    def _scan(self, batch_size: int, include: frozenset[str], after: int = 0,
+              upper: int | None = None) -> Iterator[list[Record]]:
         while True:
             with self._store.lock, self._mapped_errors("scan"):
-                rows = self._store.last_rid_page(after, batch_size, include)
+                rows = self._store.last_rid_page(after, batch_size, include, upper)
             if not rows:
                 return
             yield [self._store.to_record(r, include) for r in rows]
             after = rows[-1][0]
+
+    def _partitions(self, n: int) -> list[Partition]:
+        """Row-id ranges from sampled split points (:mod:`.partitions`)."""
+        with self._store.lock, self._mapped_errors("partitions"):
+            self._check_alive()
+            return rid_partitions(self._store, self.name, n)
+
+    def _scan_partition(self, batch_size: int, include: frozenset[str], partition: Partition
+                        ) -> Iterator[list[Record]]:
+        after, upper = bounds(partition)
+        return self._scan(batch_size, include, after, upper)
 
     def _matches(self, where: Node) -> tuple[np.ndarray, np.ndarray | None, Any]:
         """Row ids matching ``where``, and their vectors (as :func:`.search.exact_matrix`) when few or

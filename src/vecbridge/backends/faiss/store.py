@@ -295,9 +295,28 @@ class Store:
         for r in rids:
             pop(r, None)
 
-    def last_rid_page(self, after: int, limit: int, include: frozenset[str]) -> list[tuple[Any, ...]]:
-        q = f"SELECT {self.columns(include)} FROM records r WHERE r.rid > ? ORDER BY r.rid LIMIT ?"
-        return self.conn.execute(q, (after, limit)).fetchall()
+    def last_rid_page(self, after: int, limit: int, include: frozenset[str],
+                      upper: int | None = None) -> list[tuple[Any, ...]]:
+        """The next ``limit`` rows with ``after < rid`` (and ``rid < upper``), by rid."""
+        if upper is None:
+            q = f"SELECT {self.columns(include)} FROM records r WHERE r.rid > ? ORDER BY r.rid LIMIT ?"
+            return self.conn.execute(q, (after, limit)).fetchall()
+        q = f"SELECT {self.columns(include)} FROM records r WHERE r.rid > ? AND r.rid < ? ORDER BY r.rid LIMIT ?"
+        return self.conn.execute(q, (after, upper, limit)).fetchall()
+
+    def sample_rids(self, count: int, size: int) -> np.ndarray:
+        """About ``size`` of the ``count`` row ids, sorted (all of them when ``count <= size``).
+        SQLite reads them from the id index (the smallest that holds every rid), not the table."""
+        if count <= size:
+            sql, params = "SELECT rid FROM records", []
+        else:
+            # Knuth's multiplicative hash (mod 2^31, so that the product stays within int64:
+            # SQLite turns an overflowing product into a float) spreads any pattern of rids
+            sql = "SELECT rid FROM records WHERE (((rid % 2147483648) * 2654435761) % 2147483648) < ?"
+            params = [int(size * 2147483648 // count)]
+        rids = np.fromiter((r[0] for r in self.conn.execute(sql, params)), dtype=np.int64)
+        rids.sort()
+        return rids
 
     def all_vectors(self, batch: int = 20000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(rids, vectors) of every record, in batches."""
