@@ -9,6 +9,12 @@ and every reader catches its index up with the records (see :mod:`.collection`).
 The collection's facts (dimension, metric, index spec, layout) and what ``set_config``
 stores with it are one JSON document in the info table of ``records.sqlite`` (key
 ``config``); a folder made before that key existed is read from its older info keys.
+
+FAISS index files that vecbridge did not write (``faiss.write_index``) open read-only
+(:mod:`.native`): ``faiss:///path/index.faiss`` names one such file (a path ending in
+``.faiss`` or ``.index`` that is not a folder), whose one collection is named by the file's
+name; in a folder, such files are listed beside the collections under their file names.
+The URL options of a mapping (:data:`vecbridge.mapping.MAPPING_OPTIONS`) apply to them.
 """
 
 from __future__ import annotations
@@ -21,19 +27,42 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ...base import BaseClient
+from ...base import BaseClient, BaseCollection
 from ...capabilities import Capabilities
-from ...errors import CollectionExistsError, InvalidURLError
+from ...errors import (
+    CollectionExistsError,
+    CollectionNotFoundError,
+    InvalidURLError,
+    UnsupportedFeatureError,
+    VecbridgeError,
+)
+from ...mapping import LAYOUTS
+from ...options import Option
 from ...url import URL
 from .collection import DB_NAME, FaissCollection
 from .failures import ERRORS, mapped_errors
 from .lock import folder_lock
+from .native import NativeIndexCollection, is_index_file
 from .store import MAX_DOCUMENT_BYTES, MAX_METADATA_BYTES, Store, stored_metadata_bytes
+
+#: The mapping options (vecbridge.mapping): they apply to FAISS index files (native.py).
+OPTIONS = (
+    Option("id_field", doc="the id field of an index file (only 'id': its labels or positions)", where="local"),
+    Option("vector_field", doc="the vector field of an index file (only 'vector')", where="local"),
+    Option("document_field", doc="an index file has no documents", where="local"),
+    Option("metadata_field", doc="an index file has no metadata", where="local"),
+    Option("metadata_fields", doc="an index file has no metadata", where="local"),
+    Option("metric", doc="an index file's metric: l2 or ip from its metric_type; cosine for an inner-product "
+           "index over normalised vectors", where="local", choices=("cosine", "l2", "ip")),
+    Option("layout", doc="vecbridge (folders of collections) or native (index files)", where="local",
+           choices=LAYOUTS),
+)
 
 
 class FaissClient(BaseClient):
     backend_name = "faiss"
     error_map = ERRORS
+    declared_options = OPTIONS
     capabilities_declared = Capabilities(
         index_types=("flat", "hnsw"),
         # one SQLite row per record (store.py); vectors never leave the process
@@ -49,15 +78,23 @@ class FaissClient(BaseClient):
         super().__init__(url, **options)
         if self.url.host:
             raise InvalidURLError(f"{self.url}: a faiss URL names a folder (faiss:///path) or nothing (faiss://), not a host")
-        self._root = Path(self.url.path) if self.url.path else None
+        path = Path(self.url.path) if self.url.path else None
+        #: an index file that vecbridge did not write, named by the URL (native.py)
+        self._file = path if path is not None and is_index_file(path) else None
+        self._root = path if self._file is None else None
+        if self._file is not None and not self._file.is_file():
+            raise CollectionNotFoundError(f"faiss: no FAISS index file at {self._file} (a faiss URL whose path ends "
+                                          "in .faiss or .index names a file written by faiss.write_index)")
         if self._root is not None:
             self._root.mkdir(parents=True, exist_ok=True)
         self._open: dict[str, FaissCollection] = {}
+        self._native: dict[str, NativeIndexCollection] = {}
+        self._mapping_options = {k: v for k, v in self.options.items() if v is not None}
         # Save indexes if the program ends without close(); records are safe in SQLite anyway.
         self._finalizer = weakref.finalize(self, FaissClient._flush_all, self._open)
 
     def _capabilities(self) -> Capabilities:
-        if self._root is not None:
+        if self._root is not None or self._file is not None:
             return self.capabilities_declared
         # faiss:// lives in this client's memory: no other process (or client) can reach it
         return replace(self.capabilities_declared, shared_between_processes=False, persistent=False)
@@ -87,11 +124,45 @@ class FaissClient(BaseClient):
         return self._root / name
 
     def _list_collections(self) -> list[str]:
+        if self._file is not None:
+            return [self._file.name]
         if self._root is None:
             return list(self._open)
-        return [p.name for p in self._root.iterdir() if (p / DB_NAME).is_file()]
+        return [p.name for p in self._root.iterdir() if (p / DB_NAME).is_file() or is_index_file(p)]
+
+    def _index_file(self, name: str) -> Path | None:
+        """The index file a collection name stands for, if it names one."""
+        if self._file is not None:
+            return self._file if name == self._file.name else None
+        if self._root is None or "/" in name or not is_index_file(Path(name)):
+            return None
+        path = self._root / name
+        return path if path.is_file() else None
+
+    def describe_collections(self) -> list[dict[str, Any]]:
+        """Every collection with its ``layout`` (``vecbridge``, or ``native`` for an index file),
+        and ``error``, the reason in one line, for one that cannot be opened; never fails for one."""
+        self._check_open()
+        out: list[dict[str, Any]] = []
+        for name in sorted(self._list_collections()):
+            entry: dict[str, Any] = {"name": name, "layout": "native" if self._index_file(name) else "vecbridge"}
+            try:
+                coll = self._get_collection(name)
+                if coll is None:
+                    continue  # deleted meanwhile
+                entry["layout"] = coll.config.get("layout", entry["layout"])
+            except VecbridgeError as exc:
+                entry["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            out.append(entry)
+        return out
 
     def _create_collection(self, name: str, dimension: int, metric: str, index: dict[str, Any]) -> FaissCollection:
+        if self._file is not None:
+            raise UnsupportedFeatureError(f"faiss: {self._file} is a FAISS index file, opened read-only; create "
+                                          "collections in a folder (faiss:///FOLDER)")
+        if self._mapping_options.get("layout", "vecbridge") != "vecbridge":
+            raise UnsupportedFeatureError(f"faiss: creates collections in the vecbridge layout only (a folder with "
+                                          f"records.sqlite), not {self._mapping_options['layout']!r}")
         spec = {"type": "hnsw"} if index["type"] == "default" else dict(index)
         with mapped_errors("create_collection", self._dir(name) if self._root is not None else None):
             directory = None
@@ -126,7 +197,19 @@ class FaissClient(BaseClient):
         if old is not None:
             old._store.close()
 
-    def _get_collection(self, name: str) -> FaissCollection | None:
+    def _get_collection(self, name: str) -> BaseCollection | None:
+        path = self._index_file(name)
+        if path is not None:
+            native = self._native.get(name)
+            if native is None:
+                native = self._native[name] = NativeIndexCollection(self, name, path, self._mapping_options)
+            return native
+        if self._file is not None:
+            return None
+        if self._mapping_options.get("layout") not in (None, "vecbridge") and self._root is not None \
+                and (self._dir(name) / DB_NAME).is_file():
+            raise UnsupportedFeatureError(f"faiss: collection {name!r} is in the vecbridge layout, not "
+                                          f"{self._mapping_options['layout']!r}")
         coll = self._open.get(name)
         if self._root is None:
             return coll
@@ -145,6 +228,9 @@ class FaissClient(BaseClient):
         return coll
 
     def _delete_collection(self, name: str) -> None:
+        if self._index_file(name) is not None:
+            raise UnsupportedFeatureError(f"faiss: {name!r} is a FAISS index file that vecbridge opens read-only; "
+                                          "it is not deleted (remove the file yourself)")
         self._forget(name)
         if self._root is not None:
             directory = self._dir(name)
