@@ -123,3 +123,13 @@ def test_a_partition_of_another_kind_is_refused(client):
         coll.scan(partition=Partition("kinds", 0, 2, "range", 1, 5, {"key": "id"}))
     with pytest.raises(ValueError, match="integers"):
         coll.scan(partition=Partition("kinds", 0, 2, "range", "a", None, {"key": "rid"}))
+
+
+def test_hash_partitions_of_an_older_checkpoint_still_read(client):
+    """A checkpoint written before row-id ranges holds the core's hash partitions: they still read."""
+    coll = client.create_collection("old", DIM, "l2")
+    ids, vecs, metas = _written(80, 5)
+    coll.add(ids, vecs, metas)
+    parts = [Partition("old", i, 3, "hash") for i in range(3)]
+    seen = _read_all(coll, parts)
+    assert sorted(seen) == sorted(ids)

@@ -337,6 +337,8 @@ class FaissCollection(BaseCollection):
 
     def _scan_partition(self, batch_size: int, include: frozenset[str], partition: Partition
                         ) -> Iterator[list[Record]]:
+        if partition.kind == "hash":  # the core's split, made before row-id ranges (an older checkpoint)
+            return super()._scan_partition(batch_size, include, partition)
         after, upper = bounds(partition)
         return self._scan(batch_size, include, after, upper)
 
