@@ -163,10 +163,12 @@ class QdrantClient(BaseClient):
             else:
                 https, grpc = _DRIVERS[u.driver]
                 port = u.port or (6334 if grpc else 6333)
-                self._native = NativeClient(
-                    host=u.host, https=https, prefer_grpc=grpc, api_key=self._secret,
-                    port=6333 if grpc else port, grpc_port=int(options["grpc_port"] or (port if grpc else 6334)),
-                    timeout=options["timeout"], prefix=options["prefix"])
+                #: How to reach the server: the same for the async client (aio.py).
+                self._server_args: dict[str, Any] = {
+                    "host": u.host, "https": https, "prefer_grpc": grpc, "api_key": self._secret,
+                    "port": 6333 if grpc else port, "grpc_port": int(options["grpc_port"] or (port if grpc else 6334)),
+                    "timeout": options["timeout"], "prefix": options["prefix"]}
+                self._native = NativeClient(**self._server_args)
 
     def _capabilities(self) -> Capabilities:
         from dataclasses import replace
@@ -175,7 +177,8 @@ class QdrantClient(BaseClient):
         return replace(self.capabilities_declared, wire_bytes_per_float=4 if self.local or grpc else 20,
                        max_request_bytes=None if self.local else SERVER_REQUEST_BYTES,
                        persistent=not self.local or self.url.path is not None,
-                       shared_between_processes=not self.local)  # a local folder is locked by one process
+                       shared_between_processes=not self.local,  # a local folder is locked by one process
+                       native_async=not self.local)  # AsyncQdrantClient for a server; local mode: see aio.py
 
     @contextlib.contextmanager
     def _mapped_errors(self, action: str) -> Iterator[None]:
