@@ -30,7 +30,7 @@ same document; a collection without the key was made by another client: layout `
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -86,15 +86,10 @@ class QdrantCollection(BaseCollection):
         self._native = client._native
         self._using = using
         self._layout = "vecbridge" if managed else "native"
-        # Cosine vectors come back from the float32 bytes kept in the payload; Qdrant's stored
-        # (normalised) vector is read only for points written by others, in a collection
-        # vecbridge did not create.
+        # Cosine vectors come back from the float32 bytes kept in the payload (Qdrant stores
+        # them normalised); a collection vecbridge did not create (native.py) has only Qdrant's.
         self._raw_in_payload = metric == "cosine"
-        self._native_vectors = metric != "cosine" or not managed
-        # How an id names its point: always hashed in vecbridge's layout; in a collection made by
-        # others, "42" and canonical UUID strings name the points that show those ids.
-        self._point_ids: Callable[[list[str]], list[Any]] = (
-            pl.point_ids if managed else (lambda ids: [pl.native_point_id(i) for i in ids]))
+        self._native_vectors = metric != "cosine"
         self._params: models.SearchParams | None = None
         self._exact_params: models.SearchParams | None = None
         if not client.local:  # local mode always searches exactly and warns about search params
@@ -131,6 +126,14 @@ class QdrantCollection(BaseCollection):
     # -- reading helpers ---------------------------------------------------------------
     def _filter(self, where: Node | None) -> models.Filter | None:
         return to_filter(where)
+
+    def _point_ids(self, ids: list[str]) -> list[Any]:
+        """The point ids of the records to write."""
+        return pl.point_ids(ids)
+
+    def _lookup(self, ids: list[str]) -> list[tuple[Any, str]]:
+        """``(point id, id)`` of the ids to find (an id no point can have is left out)."""
+        return list(zip(self._point_ids(ids), ids))
 
     def _selectors(self, include: frozenset[str]) -> tuple[Any, Any]:
         with_payload = pl.payload_selector(include, self._raw_in_payload)
@@ -214,7 +217,7 @@ class QdrantCollection(BaseCollection):
                                                 "points_selector": models.FilterSelector(filter=flt or models.Filter()),
                                                 "wait": True})
             return
-        for chunk in _chunks(self._point_ids(ids), PAGE):
+        for chunk in _chunks([p for p, _ in self._lookup(ids)], PAGE):
             if flt is None:
                 selector: Any = models.PointIdsList(points=chunk)
             else:
@@ -226,10 +229,10 @@ class QdrantCollection(BaseCollection):
 
     # -- reads -------------------------------------------------------------------------
     def _ops_existing_ids(self, ids: list[str]) -> Ops:
-        pids = self._point_ids(ids)
-        by_point = {str(p): i for p, i in zip(pids, ids)}  # point ids come back as int or UUID string
+        pairs = self._lookup(ids)
+        by_point = {str(p): i for p, i in pairs}  # point ids come back as int or UUID string
         found: list[str] = []
-        for chunk in _chunks(pids, PAGE):
+        for chunk in _chunks([p for p, _ in pairs], PAGE):
             points = yield Call("retrieve", "retrieve", {"collection_name": self.name, "ids": chunk, "with_payload": False,
                                                              "with_vectors": False})
             found += [by_point[str(p.id)] for p in points]
@@ -242,7 +245,7 @@ class QdrantCollection(BaseCollection):
         flt = self._filter(where)
         out: list[Record] = []
         with_payload, with_vectors = self._selectors(include)
-        for chunk in _chunks(self._point_ids(ids), PAGE):
+        for chunk in _chunks([p for p, _ in self._lookup(ids)], PAGE):
             if flt is None:
                 points = yield Call("retrieve", "retrieve", {"collection_name": self.name, "ids": chunk,
                                                                  "with_payload": with_payload, "with_vectors": with_vectors})
