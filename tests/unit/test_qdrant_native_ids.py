@@ -83,3 +83,22 @@ def test_a_new_integer_id_becomes_that_point(folder):
     native = _native_points(folder)
     assert native["1000"] == {"s": "new"}
     assert set(native) == {"42", "7", U, "1000"}
+
+
+def test_vecbridge_points_without_collection_metadata_keep_their_ids():
+    """A server that keeps no collection metadata (older than it) holds vecbridge's points
+    without the configuration document: every sampled point has ``_vb_id``, so the
+    collection is read in vecbridge's layout, not as a native one showing UUIDs."""
+    from qdrant_client import models
+
+    with vecbridge.connect("qdrant://") as client:
+        made = client.create_collection("made", 2, "l2")
+        made.add(["a", "b/c"], [[1.0, 2.0], [3.0, 4.0]], [{"k": 1}, {"k": [2]}], ["doc", None])
+        native = client._native
+        points, _ = native.scroll("made", limit=10, with_payload=True, with_vectors=True)
+        native.create_collection("bare", vectors_config=models.VectorParams(size=2, distance=models.Distance.EUCLID))
+        native.upsert("bare", [models.PointStruct(id=p.id, vector=p.vector, payload=p.payload) for p in points])
+        assert "vecbridge" not in (native.get_collection("bare").config.metadata or {})
+        coll = client.get_collection("bare")
+        got = coll.get(["a", "b/c"], include=["metadata", "document"])
+        assert [(r.id, r.metadata, r.document) for r in got] == [("a", {"k": 1}, "doc"), ("b/c", {"k": [2]}, None)]

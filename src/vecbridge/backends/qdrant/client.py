@@ -71,6 +71,7 @@ from ...url import URL, redact
 from .collection import FORMAT, META_KEY, QdrantCollection, stored_config
 from .errortable import ERROR_MAP, detail
 from .native import SAMPLE, NativeQdrantCollection, mapping_of
+from .payload import ID_KEY
 
 OPTIONS = (
     Option("api_key", where="server", secret=True, doc="the server's API key (or :password@ in the URL)"),
@@ -288,7 +289,14 @@ class QdrantClient(BaseClient):
     def _open(self, name: str, config: Any) -> QdrantCollection:
         """The collection of ``config``: in vecbridge's layout, or a native one through its mapping."""
         doc = stored_config(config.metadata)
-        layout = doc.get("layout", "native")  # no document: made by another client (or a metadata-less server)
+        layout = doc.get("layout", "native")
+        kept = META_KEY in (config.metadata or {})
+        points: list[Any] = []
+        if layout != "vecbridge":
+            with self._mapped_errors("scroll"):
+                points, _ = self._native.scroll(name, limit=SAMPLE, with_payload=True, with_vectors=False)
+            if not kept and points and all(ID_KEY in (p.payload or {}) for p in points):
+                layout = "vecbridge"  # written by vecbridge on a server that keeps no collection metadata
         wanted = self.options.get("layout")
         if wanted and wanted != layout:
             raise UnsupportedFeatureError(f"qdrant collection {name!r} has the layout {layout!r}, not {wanted!r} "
@@ -297,14 +305,12 @@ class QdrantClient(BaseClient):
         vectors = config.params.vectors
         if layout == "vecbridge":
             if isinstance(vectors, dict) or vectors is None or vectors.distance not in _METRIC:
-                raise UnsupportedFeatureError(f"qdrant collection {name!r} says it is in vecbridge's layout, but its "
+                raise UnsupportedFeatureError(f"qdrant collection {name!r} is in vecbridge's layout, but its "
                                               "vectors are not one unnamed cosine, dot or euclid vector")
             return QdrantCollection(self, name, int(vectors.size), _METRIC[vectors.distance], spec, managed=True,
                                     using=None)
-        with self._mapped_errors("scroll"):
-            points, _ = self._native.scroll(name, limit=SAMPLE, with_payload=True, with_vectors=False)
         options = {k: self.options.get(k) for k in MAPPING_OPTIONS}
-        if META_KEY in (config.metadata or {}) and not options.get("document_field"):
+        if kept and not options.get("document_field"):
             options["document_field"] = "document"  # created native by vecbridge: where its documents go
         mapping = mapping_of(name, vectors, [p.payload or {} for p in points], options)
         return NativeQdrantCollection(self, name, mapping, spec)
