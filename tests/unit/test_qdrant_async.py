@@ -137,6 +137,27 @@ def test_local_mode_runs_on_the_pool(form, tmp_path):
     client.close()
 
 
+def test_why_local_mode_is_not_native(tmp_path):
+    """qdrant-client's async local mode is another engine: on a folder the sync client holds it is
+    refused, and in memory it is another, empty database (the reasons aio.py gives)."""
+    url = f"qdrant:///{tmp_path}/q"
+    with vecbridge.connect(url) as client:
+        client.create_collection("held", 2, "l2").add(["a"], [[1.0, 0.0]])
+        with pytest.raises(RuntimeError, match="already accessed"):
+            AsyncQdrantClient(path=f"{tmp_path}/q")
+
+    async def empty() -> list:
+        native = AsyncQdrantClient(":memory:")
+        try:
+            return (await native.get_collections()).collections
+        finally:
+            await native.close()
+
+    with vecbridge.connect("qdrant://") as client:
+        client.create_collection("mem", 2, "l2")
+        assert asyncio.run(empty()) == []
+
+
 if os.environ.get("VECBRIDGE_TEST_QDRANT_URL"):  # a server form: only where one runs (docker-compose)
     def test_the_server_takes_the_native_path():
         url = os.environ["VECBRIDGE_TEST_QDRANT_URL"]
