@@ -1,7 +1,9 @@
 """Qdrant collections written by qdrant-client: the ids ``scan`` shows name those points.
 
 Contract §7: point 42 shows as ``"42"``, a UUID point as its canonical string, and those
-strings name the same points again in ``get``, ``delete``, ``update`` and ``add``.  Before,
+strings name the same points again in ``get``, ``delete``, ``update`` and ``add``; an id
+no point can have is refused on write (it was hashed into a UUID point before, which the
+collection's own clients could not tell from their points).  Before,
 they were hashed like vecbridge ids, so ``get`` found nothing and ``delete`` reported
 success having deleted nothing.  Expected answers come from the native client's own reads.
 """
@@ -71,10 +73,32 @@ def test_ids_shown_by_scan_name_their_points(folder):
 def test_a_new_integer_id_becomes_that_point(folder):
     with vecbridge.connect(f"qdrant:///{folder}") as client:
         coll = client.get_collection("foreign")
-        coll.add(["1000", "not-a-number"], [[1.0, 2.0], [2.0, 1.0]], [{"s": "new"}, {"s": "hashed"}])
-        assert sorted(r.id for r in coll.get(["1000", "not-a-number"])) == ["1000", "not-a-number"]
+        coll.add(["1000"], [[1.0, 2.0]], [{"s": "new"}])
+        assert [r.id for r in coll.get(["1000"])] == ["1000"]
+        # an id no point can have (CONTRACT §7): refused, naming it, and nothing of the batch is written
+        with pytest.raises(vecbridge.InvalidRecordError, match=r"ids\[1\]: 'not-a-number' cannot name a Qdrant point"):
+            coll.add(["1001", "not-a-number"], [[1.0, 2.0], [2.0, 1.0]], [{"s": "a"}, {"s": "b"}])
+        with pytest.raises(vecbridge.InvalidRecordError, match="canonical form"):
+            coll.upsert([U.upper()], [[1.0, 2.0]])
     native = _native_points(folder)
-    assert native["1000"]["s"] == "new"
-    # an id Qdrant cannot take as such is hashed and kept in the payload, as in vecbridge's layout
-    (hashed,) = [p for k, p in native.items() if p.get("s") == "hashed"]
-    assert hashed["_vb_id"] == "not-a-number"
+    assert native["1000"] == {"s": "new"}
+    assert set(native) == {"42", "7", U, "1000"}
+
+
+def test_vecbridge_points_without_collection_metadata_keep_their_ids():
+    """A server that keeps no collection metadata (older than it) holds vecbridge's points
+    without the configuration document: every sampled point has ``_vb_id``, so the
+    collection is read in vecbridge's layout, not as a native one showing UUIDs."""
+    from qdrant_client import models
+
+    with vecbridge.connect("qdrant://") as client:
+        made = client.create_collection("made", 2, "l2")
+        made.add(["a", "b/c"], [[1.0, 2.0], [3.0, 4.0]], [{"k": 1}, {"k": [2]}], ["doc", None])
+        native = client._native
+        points, _ = native.scroll("made", limit=10, with_payload=True, with_vectors=True)
+        native.create_collection("bare", vectors_config=models.VectorParams(size=2, distance=models.Distance.EUCLID))
+        native.upsert("bare", [models.PointStruct(id=p.id, vector=p.vector, payload=p.payload) for p in points])
+        assert "vecbridge" not in (native.get_collection("bare").config.metadata or {})
+        coll = client.get_collection("bare")
+        got = coll.get(["a", "b/c"], include=["metadata", "document"])
+        assert [(r.id, r.metadata, r.document) for r in got] == [("a", {"k": 1}, "doc"), ("b/c", {"k": [2]}, None)]

@@ -34,9 +34,10 @@ bytes of the vector as given (base64), since Qdrant stores cosine vectors normal
 The collection's configuration document (index spec, layout, what ``set_config`` stored)
 is kept in the collection's metadata under :data:`META_KEY`; ``flat`` is an exact search
 over an HNSW config of ``m=0`` (no graph), which tells it apart where no metadata was
-kept.  Collections made by other Qdrant clients open too (one dense vector, a cosine, dot
-or euclid distance), with the layout ``native``: points without ``_vb_id`` show their
-Qdrant id as a string.
+kept.  Collections made by other Qdrant clients open too, with the layout ``native``,
+through the core's mapping (``native.py``; the URL options ``vector_field``,
+``document_field``, ``metadata_field`` …); :meth:`QdrantClient.describe_collections` lists
+every collection, with the reason for one that cannot be opened.
 
 Filter numbers that are whole must be below 2**53 in magnitude, or beyond 2**63 (the
 server compares payload numbers as float64; ``translator.py``); others raise
@@ -63,10 +64,14 @@ from ...errors import (
     UnsupportedFeatureError,
     VecbridgeError,
 )
+from ...mapping import LAYOUTS, MAPPING_OPTIONS
 from ...options import Option
+from ...types import METRICS
 from ...url import URL, redact
 from .collection import FORMAT, META_KEY, QdrantCollection, stored_config
 from .errortable import ERROR_MAP, detail
+from .native import SAMPLE, NativeQdrantCollection, mapping_of
+from .payload import ID_KEY
 
 OPTIONS = (
     Option("api_key", where="server", secret=True, doc="the server's API key (or :password@ in the URL)"),
@@ -75,6 +80,14 @@ OPTIONS = (
     Option("grpc_port", "int", where="server", minimum=1, doc="the gRPC port (default 6334)"),
     Option("batch_size", "int", default=256, minimum=1, doc="points per upload request"),
     Option("parallel", "int", default=1, minimum=1, doc="parallel upload workers"),
+    # the mapping of collections vecbridge did not create (vecbridge.mapping, native.py)
+    Option("vector_field", doc="the named vector to read, where a collection has several"),
+    Option("document_field", doc="the payload key holding the document"),
+    Option("metadata_field", doc="a payload key whose object holds the metadata"),
+    Option("metadata_fields", doc="payload keys kept at the top level (a comma list)"),
+    Option("metric", choices=METRICS, doc="the metric (must agree with the collection's distance)"),
+    Option("layout", choices=LAYOUTS, doc="the layout to create (vecbridge or native) or expect"),
+    Option("id_field", doc="not for Qdrant: ids are the point ids"),
 )
 _DRIVERS = {None: (False, False), "http": (False, False), "https": (True, False), "grpc": (False, True),
             "grpcs": (True, True)}
@@ -163,10 +176,12 @@ class QdrantClient(BaseClient):
             else:
                 https, grpc = _DRIVERS[u.driver]
                 port = u.port or (6334 if grpc else 6333)
-                self._native = NativeClient(
-                    host=u.host, https=https, prefer_grpc=grpc, api_key=self._secret,
-                    port=6333 if grpc else port, grpc_port=int(options["grpc_port"] or (port if grpc else 6334)),
-                    timeout=options["timeout"], prefix=options["prefix"])
+                #: How to reach the server: the same for the async client (aio.py).
+                self._server_args: dict[str, Any] = {
+                    "host": u.host, "https": https, "prefer_grpc": grpc, "api_key": self._secret,
+                    "port": 6333 if grpc else port, "grpc_port": int(options["grpc_port"] or (port if grpc else 6334)),
+                    "timeout": options["timeout"], "prefix": options["prefix"]}
+                self._native = NativeClient(**self._server_args)
 
     def _capabilities(self) -> Capabilities:
         from dataclasses import replace
@@ -175,7 +190,8 @@ class QdrantClient(BaseClient):
         return replace(self.capabilities_declared, wire_bytes_per_float=4 if self.local or grpc else 20,
                        max_request_bytes=None if self.local else SERVER_REQUEST_BYTES,
                        persistent=not self.local or self.url.path is not None,
-                       shared_between_processes=not self.local)  # a local folder is locked by one process
+                       shared_between_processes=not self.local,  # a local folder is locked by one process
+                       native_async=not self.local)  # AsyncQdrantClient for a server; local mode: see aio.py
 
     @contextlib.contextmanager
     def _mapped_errors(self, action: str) -> Iterator[None]:
@@ -221,7 +237,28 @@ class QdrantClient(BaseClient):
         with self._mapped_errors("list collections"):
             return [c.name for c in self._native.get_collections().collections]
 
+    def describe_collections(self) -> list[dict[str, Any]]:
+        """Every collection with its layout (``vecbridge`` or ``native``); one that cannot be opened
+        has its reason under ``error`` (listing never fails because of one collection)."""
+        self._check_open()
+        rows: list[dict[str, Any]] = []
+        for name in sorted(self._list_collections()):
+            row: dict[str, Any] = {"name": name, "layout": "native"}
+            try:
+                with self._mapped_errors("get_collection"):
+                    config = self._native.get_collection(name).config
+                row["layout"] = stored_config(config.metadata).get("layout", "native")
+                self._open(name, config)
+            except VecbridgeError as exc:
+                row["error"] = str(exc)
+            rows.append(row)
+        return rows
+
     def _create_collection(self, name: str, dimension: int, metric: str, index: dict[str, Any]) -> QdrantCollection:
+        layout = self.options.get("layout") or "vecbridge"
+        if layout not in ("vecbridge", "native"):
+            raise UnsupportedFeatureError(f"the qdrant backend creates collections in the layouts vecbridge and "
+                                          f"native, not {layout!r}")
         spec = {"type": "hnsw"} if index["type"] == "default" else dict(index)
         if spec["type"] == "flat":
             hnsw = models.HnswConfigDiff(m=0)  # no graph to build: every search scans, exactly
@@ -229,12 +266,17 @@ class QdrantClient(BaseClient):
             hnsw = models.HnswConfigDiff(m=spec.get("m"), ef_construct=spec.get("ef_construction"))  # type: ignore[arg-type]
         try:
             with self._mapped_errors("create_collection"):
-                self._native.create_collection(
-                    name, vectors_config=models.VectorParams(size=dimension, distance=_DISTANCE[metric]),
-                    hnsw_config=hnsw, metadata={META_KEY: {"format": FORMAT, "index": spec, "layout": "vecbridge"}})
+                params = models.VectorParams(size=dimension, distance=_DISTANCE[metric])
+                named = self.options.get("vector_field") if layout == "native" else None
+                self._native.create_collection(  # native: the vector named by ?vector_field=, if any
+                    name, vectors_config={named: params} if named else params,
+                    hnsw_config=hnsw, metadata={META_KEY: {"format": FORMAT, "index": spec, "layout": layout}})
         except CollectionExistsError as exc:  # created by someone else since the core's check
             raise CollectionExistsError(f"collection {name!r} exists already on qdrant ({self.url}); open it with "
                                         "get_collection") from exc.__cause__
+        if layout == "native":
+            with self._mapped_errors("get_collection"):
+                return self._open(name, self._native.get_collection(name).config)
         return QdrantCollection(self, name, dimension, metric, spec, managed=True, using=None)
 
     def _get_collection(self, name: str) -> QdrantCollection | None:
@@ -242,22 +284,36 @@ class QdrantClient(BaseClient):
             return None
         with self._mapped_errors("get_collection"):
             config = self._native.get_collection(name).config
-        vectors = config.params.vectors
-        using = None
-        if isinstance(vectors, dict):
-            if len(vectors) != 1:
-                raise UnsupportedFeatureError(f"qdrant collection {name!r} has {len(vectors)} named vectors; "
-                                              "vecbridge reads collections with one dense vector")
-            using, vectors = next(iter(vectors.items()))
-            using = using or None
-        if vectors is None or vectors.distance not in _METRIC:
-            raise UnsupportedFeatureError(f"qdrant collection {name!r}: distance "
-                                          f"{getattr(vectors, 'distance', None)} has no vecbridge metric")
+        return self._open(name, config)
+
+    def _open(self, name: str, config: Any) -> QdrantCollection:
+        """The collection of ``config``: in vecbridge's layout, or a native one through its mapping."""
         doc = stored_config(config.metadata)
-        managed = doc.get("layout") == "vecbridge"  # else created elsewhere (or metadata-less server)
+        layout = doc.get("layout", "native")
+        kept = META_KEY in (config.metadata or {})
+        points: list[Any] = []
+        if layout != "vecbridge":
+            with self._mapped_errors("scroll"):
+                points, _ = self._native.scroll(name, limit=SAMPLE, with_payload=True, with_vectors=False)
+            if not kept and points and all(ID_KEY in (p.payload or {}) for p in points):
+                layout = "vecbridge"  # written by vecbridge on a server that keeps no collection metadata
+        wanted = self.options.get("layout")
+        if wanted and wanted != layout:
+            raise UnsupportedFeatureError(f"qdrant collection {name!r} has the layout {layout!r}, not {wanted!r} "
+                                          "(the URL's layout=)")
         spec = dict(doc.get("index") or {"type": "flat" if config.hnsw_config.m == 0 else "hnsw"})
-        return QdrantCollection(self, name, int(vectors.size), _METRIC[vectors.distance], spec,
-                                managed=managed, using=using)
+        vectors = config.params.vectors
+        if layout == "vecbridge":
+            if isinstance(vectors, dict) or vectors is None or vectors.distance not in _METRIC:
+                raise UnsupportedFeatureError(f"qdrant collection {name!r} is in vecbridge's layout, but its "
+                                              "vectors are not one unnamed cosine, dot or euclid vector")
+            return QdrantCollection(self, name, int(vectors.size), _METRIC[vectors.distance], spec, managed=True,
+                                    using=None)
+        options = {k: self.options.get(k) for k in MAPPING_OPTIONS}
+        if kept and not options.get("document_field"):
+            options["document_field"] = "document"  # created native by vecbridge: where its documents go
+        mapping = mapping_of(name, vectors, [p.payload or {} for p in points], options)
+        return NativeQdrantCollection(self, name, mapping, spec)
 
     def _delete_collection(self, name: str) -> None:
         with self._mapped_errors("delete_collection"):

@@ -1,7 +1,9 @@
 """A Qdrant collection behind the vecbridge Collection protocol.
 
 Record layout and ids: ``payload.py``; filters: ``translator.py``; errors:
-``errortable.py``.  Every write waits (``wait=True``) so that the next read sees it.  Paging and scanning walk the points in
+``errortable.py``; partitions (point-id ranges): ``partitions.py``.  Each hook is written
+once as ops (``ops.py``: the native requests as data), which this sync collection drives
+with its ``QdrantClient`` and ``aio.py`` with an ``AsyncQdrantClient``.  Every write waits (``wait=True``) so that the next read sees it.  Paging and scanning walk the points in
 id order with Qdrant's scroll cursor (the next page's first point id), never with deep
 offsets.
 
@@ -28,7 +30,7 @@ same document; a collection without the key was made by another client: layout `
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -37,9 +39,11 @@ from qdrant_client import models
 from ...base import BaseCollection, RawHit
 from ...errors import UnsupportedFeatureError
 from ...filters import Node
-from ...types import Record
+from ...types import Partition, Record
 from ...validation import Batch
+from . import partitions as parts
 from . import payload as pl
+from .ops import Call, Ops, collect, iterate, order_key, rebatch, run
 from .translator import to_filter
 
 if TYPE_CHECKING:
@@ -68,20 +72,6 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[i:i + size]
 
 
-def _rebatch(pages: Iterator[list[Record]], size: int) -> Iterator[list[Record]]:
-    """The records of ``pages`` in batches of exactly ``size`` (the last one shorter)."""
-    held: list[Record] = []
-    for page in pages:
-        held += page
-        start = 0
-        while len(held) - start >= size:
-            yield held[start:start + size]
-            start += size
-        del held[:start]
-    if held:
-        yield held
-
-
 class QdrantCollection(BaseCollection):
     """One Qdrant collection; see the module docstring for how records are stored."""
 
@@ -96,15 +86,10 @@ class QdrantCollection(BaseCollection):
         self._native = client._native
         self._using = using
         self._layout = "vecbridge" if managed else "native"
-        # Cosine vectors come back from the float32 bytes kept in the payload; Qdrant's stored
-        # (normalised) vector is read only for points written by others, in a collection
-        # vecbridge did not create.
+        # Cosine vectors come back from the float32 bytes kept in the payload (Qdrant stores
+        # them normalised); a collection vecbridge did not create (native.py) has only Qdrant's.
         self._raw_in_payload = metric == "cosine"
-        self._native_vectors = metric != "cosine" or not managed
-        # How an id names its point: always hashed in vecbridge's layout; in a collection made by
-        # others, "42" and canonical UUID strings name the points that show those ids.
-        self._point_ids: Callable[[list[str]], list[Any]] = (
-            pl.point_ids if managed else (lambda ids: [pl.native_point_id(i) for i in ids]))
+        self._native_vectors = metric != "cosine"
         self._params: models.SearchParams | None = None
         self._exact_params: models.SearchParams | None = None
         if not client.local:  # local mode always searches exactly and warns about search params
@@ -130,7 +115,26 @@ class QdrantCollection(BaseCollection):
                 f"qdrant: the server at {self._qc.url} did not keep the configuration of {self.name!r} in the "
                 "collection's metadata (a server older than collection metadata ignores it); upgrade the server")
 
+    # -- driving the ops (ops.py): the sync client answers each call ----------------------
+    def _call(self, c: Call) -> Any:
+        with self._mapped_errors(c.action):
+            return getattr(self._native, c.method)(**c.kwargs)
+
+    def _run(self, ops: Ops) -> Any:
+        return run(ops, self._call)
+
     # -- reading helpers ---------------------------------------------------------------
+    def _filter(self, where: Node | None) -> models.Filter | None:
+        return to_filter(where)
+
+    def _point_ids(self, ids: list[str]) -> list[Any]:
+        """The point ids of the records to write."""
+        return pl.point_ids(ids)
+
+    def _lookup(self, ids: list[str]) -> list[tuple[Any, str]]:
+        """``(point id, id)`` of the ids to find (an id no point can have is left out)."""
+        return list(zip(self._point_ids(ids), ids))
+
     def _selectors(self, include: frozenset[str]) -> tuple[Any, Any]:
         with_payload = pl.payload_selector(include, self._raw_in_payload)
         want_vectors = "vector" in include and self._native_vectors
@@ -142,16 +146,23 @@ class QdrantCollection(BaseCollection):
     def _records(self, points: list[Any], include: frozenset[str]) -> list[Record]:
         return [pl.to_record(p, include, self._using) for p in points]
 
-    def _scroll(self, flt: models.Filter | None, include: frozenset[str], limit: int | None,
-                offset: Any = None, page: int = PAGE) -> Iterator[list[Record]]:
-        """Pages of records matching ``flt`` in point-id order, from cursor ``offset``."""
+    def _ops_pages(self, flt: models.Filter | None, include: frozenset[str], limit: int | None,
+                   offset: Any = None, page: int = PAGE, upper: Any = None) -> Ops:
+        """Pages of records matching ``flt`` in point-id order, from cursor ``offset`` (a point
+        id, inclusive) to ``upper`` (exclusive; ``None``: the end)."""
         with_payload, with_vectors = self._selectors(include)
+        stop = None if upper is None else order_key(upper)
         left = limit
         while left is None or left > 0:
             n = page if left is None else min(page, left)
-            with self._mapped_errors("scroll"):
-                points, offset = self._native.scroll(self.name, scroll_filter=flt, limit=n, offset=offset,
-                                                     with_payload=with_payload, with_vectors=with_vectors)
+            points, offset = yield Call("scroll", "scroll", {
+                "collection_name": self.name, "scroll_filter": flt, "limit": n, "offset": offset, "with_payload": with_payload,
+                "with_vectors": with_vectors})
+            if stop is not None:  # Qdrant has no id range filter: the ordered scroll stops here
+                kept = [p for p in points if order_key(p.id) < stop]
+                if len(kept) < len(points) or (offset is not None and order_key(offset) >= stop):
+                    offset = None
+                points = kept
             if points:
                 yield self._records(points, include)
             if left is not None:
@@ -159,12 +170,22 @@ class QdrantCollection(BaseCollection):
             if offset is None or not points:
                 return
 
+    def _ops_scan(self, batch_size: int, include: frozenset[str], lower: Any = None, upper: Any = None) -> Ops:
+        if not self._qc.local:
+            return self._ops_pages(None, include, None, offset=lower, page=batch_size, upper=upper)
+        return rebatch(self._ops_pages(None, include, None, offset=lower, page=max(batch_size, PAGE), upper=upper),
+                       batch_size)
+
     # -- writes ------------------------------------------------------------------------
-    def _upsert(self, b: Batch) -> None:
+    def _write_parts(self, b: Batch) -> tuple[list[Any], Any, list[dict[str, Any]]]:
+        """The point ids, vectors (as ``upload_collection``/``Batch`` take them) and payloads of a batch."""
         assert b.vectors is not None and b.metadatas is not None and b.documents is not None
         raw = pl.encode_vectors(b.vectors) if self._raw_in_payload else None
         payloads = pl.encode_payloads(b.ids, b.metadatas, b.documents, raw)
-        pids = self._point_ids(b.ids)
+        return self._point_ids(b.ids), b.vectors, payloads
+
+    def _upsert(self, b: Batch) -> None:
+        pids, vectors, payloads = self._write_parts(b)
         size = self._qc.batch_size
         # The client's bulk path: batches (in parallel processes if asked), retries, waits.  A
         # server gets the whole batch in one call, which keeps its upload workers busy; local
@@ -173,100 +194,133 @@ class QdrantCollection(BaseCollection):
         step = size if self._qc.local else max(len(pids), 1)
         with self._mapped_errors("upsert"):
             for i in range(0, len(pids), step):
-                rows = b.vectors[i:i + step]
+                rows = vectors[i:i + step]
                 self._native.upload_collection(
                     self.name, vectors={self._using: rows} if self._using else rows, payload=payloads[i:i + step],
                     ids=pids[i:i + step], batch_size=size, parallel=self._qc.parallel, wait=True, max_retries=3)
 
-    def _delete(self, ids: list[str] | None, where: Node | None) -> None:
-        flt = to_filter(where)
-        with self._mapped_errors("delete"):
-            if ids is None:  # by filter; `where={}` (no filter) deletes every point
-                self._native.delete(self.name, points_selector=models.FilterSelector(filter=flt or models.Filter()),
-                                    wait=True)
-            elif flt is None:
-                for chunk in _chunks(self._point_ids(ids), PAGE):
-                    self._native.delete(self.name, points_selector=models.PointIdsList(points=chunk), wait=True)
+    def _ops_upsert(self, b: Batch) -> Ops:
+        """The upsert as plain ``upsert`` requests of ``batch_size`` points (the async path: the
+        async client's ``upload_collection`` is a blocking call)."""
+        pids, vectors, payloads = self._write_parts(b)
+        size = self._qc.batch_size
+        for i in range(0, len(pids), size):
+            rows = vectors[i:i + size].tolist()
+            batch = models.Batch(ids=pids[i:i + size], vectors={self._using: rows} if self._using else rows,
+                                 payloads=payloads[i:i + size])
+            yield Call("upsert", "upsert", {"collection_name": self.name, "points": batch, "wait": True})
+
+    def _ops_delete(self, ids: list[str] | None, where: Node | None) -> Ops:
+        flt = self._filter(where)
+        if ids is None:  # by filter; `where={}` (no filter) deletes every point
+            yield Call("delete", "delete", {"collection_name": self.name,
+                                                "points_selector": models.FilterSelector(filter=flt or models.Filter()),
+                                                "wait": True})
+            return
+        for chunk in _chunks([p for p, _ in self._lookup(ids)], PAGE):
+            if flt is None:
+                selector: Any = models.PointIdsList(points=chunk)
             else:
-                for chunk in _chunks(self._point_ids(ids), PAGE):
-                    both = models.Filter(must=[models.HasIdCondition(has_id=chunk), flt])
-                    self._native.delete(self.name, points_selector=models.FilterSelector(filter=both), wait=True)
+                selector = models.FilterSelector(filter=models.Filter(must=[models.HasIdCondition(has_id=chunk), flt]))
+            yield Call("delete", "delete", {"collection_name": self.name, "points_selector": selector, "wait": True})
+
+    def _delete(self, ids: list[str] | None, where: Node | None) -> None:
+        self._run(self._ops_delete(ids, where))
 
     # -- reads -------------------------------------------------------------------------
-    def _existing_ids(self, ids: list[str]) -> list[str]:
-        pids = self._point_ids(ids)
-        by_point = {str(p): i for p, i in zip(pids, ids)}  # point ids come back as int or UUID string
+    def _ops_existing_ids(self, ids: list[str]) -> Ops:
+        pairs = self._lookup(ids)
+        by_point = {str(p): i for p, i in pairs}  # point ids come back as int or UUID string
         found: list[str] = []
-        with self._mapped_errors("retrieve"):
-            for chunk in _chunks(pids, PAGE):
-                points = self._native.retrieve(self.name, ids=chunk, with_payload=False, with_vectors=False)
-                found += [by_point[str(p.id)] for p in points]
+        for chunk in _chunks([p for p, _ in pairs], PAGE):
+            points = yield Call("retrieve", "retrieve", {"collection_name": self.name, "ids": chunk, "with_payload": False,
+                                                             "with_vectors": False})
+            found += [by_point[str(p.id)] for p in points]
         return found
 
-    def _get_ids(self, ids: list[str], where: Node | None, include: frozenset[str]) -> list[Record]:
-        flt = to_filter(where)
+    def _existing_ids(self, ids: list[str]) -> list[str]:
+        return self._run(self._ops_existing_ids(ids))  # type: ignore[no-any-return]
+
+    def _ops_get_ids(self, ids: list[str], where: Node | None, include: frozenset[str]) -> Ops:
+        flt = self._filter(where)
         out: list[Record] = []
         with_payload, with_vectors = self._selectors(include)
-        for chunk in _chunks(self._point_ids(ids), PAGE):
+        for chunk in _chunks([p for p, _ in self._lookup(ids)], PAGE):
             if flt is None:
-                with self._mapped_errors("retrieve"):
-                    points = self._native.retrieve(self.name, ids=chunk, with_payload=with_payload,
-                                                   with_vectors=with_vectors)
+                points = yield Call("retrieve", "retrieve", {"collection_name": self.name, "ids": chunk,
+                                                                 "with_payload": with_payload, "with_vectors": with_vectors})
                 out += self._records(points, include)
             else:
                 both = models.Filter(must=[models.HasIdCondition(has_id=chunk), flt])
-                for page in self._scroll(both, include, limit=len(chunk)):
-                    out += page
+                out += yield from collect(self._ops_pages(both, include, limit=len(chunk)))
         return out
 
-    def _get_page(self, where: Node | None, limit: int | None, offset: int, include: frozenset[str]) -> list[Record]:
-        flt = to_filter(where)
+    def _get_ids(self, ids: list[str], where: Node | None, include: frozenset[str]) -> list[Record]:
+        return self._run(self._ops_get_ids(ids, where, include))  # type: ignore[no-any-return]
+
+    def _ops_get_page(self, where: Node | None, limit: int | None, offset: int, include: frozenset[str]) -> Ops:
+        flt = self._filter(where)
         cursor = None
         skipped = 0
         while skipped < offset:  # walk past `offset` points reading ids only
-            with self._mapped_errors("scroll"):
-                points, cursor = self._native.scroll(self.name, scroll_filter=flt, limit=min(PAGE, offset - skipped),
-                                                     offset=cursor, with_payload=False, with_vectors=False)
+            points, cursor = yield Call("scroll", "scroll", {
+                "collection_name": self.name, "scroll_filter": flt, "limit": min(PAGE, offset - skipped), "offset": cursor,
+                "with_payload": False, "with_vectors": False})
             skipped += len(points)
             if cursor is None:
                 return []
-        return [r for page in self._scroll(flt, include, limit, offset=cursor) for r in page]
+        return (yield from collect(self._ops_pages(flt, include, limit, offset=cursor)))
+
+    def _get_page(self, where: Node | None, limit: int | None, offset: int, include: frozenset[str]) -> list[Record]:
+        return self._run(self._ops_get_page(where, limit, offset, include))  # type: ignore[no-any-return]
 
     def _scan(self, batch_size: int, include: frozenset[str]) -> Iterator[list[Record]]:
-        if not self._qc.local:
-            return self._scroll(None, include, None, page=batch_size)
-        return _rebatch(self._scroll(None, include, None, page=max(batch_size, PAGE)), batch_size)
+        return iterate(self._ops_scan(batch_size, include), self._call)
+
+    def _ops_count(self, where: Node | None) -> Ops:
+        answer = yield Call("count", "count", {"collection_name": self.name, "count_filter": self._filter(where),
+                                                   "exact": True})
+        return int(answer.count)
 
     def _count(self, where: Node | None) -> int:
-        with self._mapped_errors("count"):
-            return int(self._native.count(self.name, count_filter=to_filter(where), exact=True).count)
+        return self._run(self._ops_count(where))  # type: ignore[no-any-return]
 
     def _query(self, vectors: np.ndarray, k: int, where: Node | None, include: frozenset[str]) -> list[list[RawHit]]:
-        return self._search(vectors, k, where, include, self._params)
+        return self._run(self._ops_search(vectors, k, where, include, self._params))  # type: ignore[no-any-return]
 
     def _exact_query(self, vectors: np.ndarray, k: int, where: Node | None,
                      include: frozenset[str]) -> list[list[RawHit]]:
-        return self._search(vectors, k, where, include, self._exact_params)
+        return self._run(self._ops_search(vectors, k, where, include, self._exact_params))  # type: ignore[no-any-return]
 
-    def _search(self, vectors: np.ndarray, k: int, where: Node | None, include: frozenset[str],
-                params: models.SearchParams | None) -> list[list[RawHit]]:
-        flt = to_filter(where)
+    def _ops_search(self, vectors: np.ndarray, k: int, where: Node | None, include: frozenset[str],
+                    params: models.SearchParams | None) -> Ops:
+        flt = self._filter(where)
         with_payload, with_vectors = self._selectors(include)
-        with self._mapped_errors("query"):
-            if len(vectors) == 1:
-                results = [self._native.query_points(
-                    self.name, query=vectors[0], using=self._using, query_filter=flt, search_params=params,
-                    limit=k, with_payload=with_payload, with_vectors=with_vectors).points]
-            else:
-                requests = [models.QueryRequest(query=v, using=self._using, filter=flt, params=params, limit=k,
-                                                with_payload=with_payload, with_vector=with_vectors)
-                            for v in vectors.tolist()]
-                results = [r.points for r in self._native.query_batch_points(self.name, requests=requests)]
+        if len(vectors) == 1:
+            answer = yield Call("query", "query_points", {
+                "collection_name": self.name, "query": vectors[0], "using": self._using, "query_filter": flt,
+                "search_params": params, "limit": k, "with_payload": with_payload, "with_vectors": with_vectors})
+            results = [answer.points]
+        else:
+            requests = [models.QueryRequest(query=v, using=self._using, filter=flt, params=params, limit=k,
+                                            with_payload=with_payload, with_vector=with_vectors)
+                        for v in vectors.tolist()]
+            answers = yield Call("query", "query_batch_points", {"collection_name": self.name, "requests": requests})
+            results = [r.points for r in answers]
         out = []
         for points in results:
             hits = []
-            for p in points:
-                r = pl.to_record(p, include, self._using)
+            for p, r in zip(points, self._records(points, include)):
                 hits.append(RawHit(r.id, p.score, r.metadata, r.document, r.vector))
             out.append(hits)
         return out
+
+    # -- partitions ----------------------------------------------------------------------
+    def _partitions(self, n: int) -> list[Partition]:
+        return self._run(parts.ops_partitions(self.name, n))  # type: ignore[no-any-return]
+
+    def _scan_partition(self, batch_size: int, include: frozenset[str], partition: Partition
+                        ) -> Iterator[list[Record]]:
+        if not parts.ours(partition):
+            return super()._scan_partition(batch_size, include, partition)
+        return iterate(self._ops_scan(batch_size, include, partition.lower, partition.upper), self._call)

@@ -68,28 +68,6 @@ def point_ids(ids: Iterable[str]) -> list[str]:
     return [point_id(i) for i in ids]
 
 
-def native_point_id(id_: str) -> int | str:
-    """The point id of ``id_`` in a collection vecbridge did not create (contract §7).
-
-    Its points show their Qdrant ids as strings (point 42 as ``"42"``, a UUID in canonical
-    form), so those strings name those points again: hashing them would make a record that
-    ``scan`` shows unreachable by ``get``/``delete`` of its id, which would then find nothing
-    and report success.  Only the canonical spellings count (``"042"`` or an upper-case UUID
-    would not come back as given); any other string is hashed, as in vecbridge's own layout.
-    """
-    if id_.isdigit() and id_.isascii():
-        n = int(id_)
-        if str(n) == id_ and n < 2**64:  # Qdrant's integer ids are u64
-            return n
-    elif len(id_) == 36:
-        try:
-            if str(uuid.UUID(id_)) == id_:
-                return id_
-        except ValueError:
-            pass
-    return point_id(id_)
-
-
 def storage_key(key: str) -> str:
     """The payload key a metadata key is stored under."""
     if '"' in key or "\\" in key:

@@ -15,6 +15,10 @@ How each rule of the contract is kept (the payload layout is in ``payload.py``):
   list of keys holding an empty list; ``false`` is the ``must_not`` of that.
 * Keys are quoted paths (``"a.b"``), so dots are not nesting.
 
+Where a key lives is a :class:`Paths` object: :data:`VECBRIDGE` for vecbridge's payload
+layout (above), another for a collection vecbridge did not create (``native.py``: plain
+payload keys, nested objects as dotted keys, lists under their own key).
+
 Each operator has its function in :data:`OPERATORS`, dispatched through
 :func:`vecbridge.filters.operator_table`.
 
@@ -30,7 +34,7 @@ already is the float64 the server compares.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from qdrant_client import models
 
@@ -43,23 +47,57 @@ _INT64_FLOAT_LIMIT = 2.0**63
 _RANGE_FIELD = {"$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}
 
 
-def to_filter(node: Node | None) -> models.Filter | None:
+class Paths(Protocol):
+    """Where a metadata key's values are in a point's payload."""
+
+    def scalar(self, key: str) -> str:
+        """The key path compared by ``$eq``, ``$in``, the ranges and their negations."""
+
+    def elements(self, key: str) -> str:
+        """The key path whose elements ``$contains`` tests."""
+
+    def exists(self, key: str) -> list[Any]:
+        """Conditions any of which makes ``key`` present (``$exists``)."""
+
+
+def _not_empty(path: str) -> Any:
+    return models.Filter(must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(key=path))])
+
+
+class VecbridgePaths:
+    """vecbridge's payload layout (``payload.py``): scalars at the top, lists under ``_vb_l``."""
+
+    def scalar(self, key: str) -> str:
+        return scalar_path(key)
+
+    def elements(self, key: str) -> str:
+        return list_path(key)
+
+    def exists(self, key: str) -> list[Any]:
+        return [_not_empty(scalar_path(key)), _not_empty(list_path(key)),
+                models.FieldCondition(key=EMPTY_KEY, match=models.MatchValue(value=storage_key(key)))]
+
+
+VECBRIDGE = VecbridgePaths()
+
+
+def to_filter(node: Node | None, paths: Paths = VECBRIDGE) -> models.Filter | None:
     """The Qdrant filter of a parsed tree (``None`` for no filter)."""
     if node is None:
         return None
-    cond = _condition(node)
+    cond = _condition(node, paths)
     return cond if isinstance(cond, models.Filter) else models.Filter(must=[cond])
 
 
-def _condition(node: Node) -> Any:
+def _condition(node: Node, paths: Paths) -> Any:
     if isinstance(node, Cmp):
-        return _compare(node)
+        return _compare(node, paths)
     if isinstance(node, And):
-        return models.Filter(must=[_condition(n) for n in node.items])
+        return models.Filter(must=[_condition(n, paths) for n in node.items])
     if isinstance(node, Or):
-        return models.Filter(should=[_condition(n) for n in node.items])
+        return models.Filter(should=[_condition(n, paths) for n in node.items])
     if isinstance(node, Not):
-        return models.Filter(must_not=[_condition(node.item)])
+        return models.Filter(must_not=[_condition(node.item, paths)])
     raise TypeError(f"unknown filter node {node!r}")
 
 
@@ -104,42 +142,38 @@ def _one_of(key: str, path: str, values: tuple[Any, ...], op: str) -> Any:
     return conds[0] if len(conds) == 1 else models.Filter(should=conds)
 
 
-def _eq(c: Cmp) -> Any:
-    return _one_of(c.key, scalar_path(c.key), (c.value,), c.op)
+def _eq(c: Cmp, paths: Paths) -> Any:
+    return _one_of(c.key, paths.scalar(c.key), (c.value,), c.op)
 
 
-def _ne(c: Cmp) -> Any:
-    return models.Filter(must_not=[_one_of(c.key, scalar_path(c.key), (c.value,), c.op)])
+def _ne(c: Cmp, paths: Paths) -> Any:
+    return models.Filter(must_not=[_one_of(c.key, paths.scalar(c.key), (c.value,), c.op)])
 
 
-def _in(c: Cmp) -> Any:
-    return _one_of(c.key, scalar_path(c.key), c.value, c.op)
+def _in(c: Cmp, paths: Paths) -> Any:
+    return _one_of(c.key, paths.scalar(c.key), c.value, c.op)
 
 
-def _nin(c: Cmp) -> Any:
-    return models.Filter(must_not=[_one_of(c.key, scalar_path(c.key), c.value, c.op)])
+def _nin(c: Cmp, paths: Paths) -> Any:
+    return models.Filter(must_not=[_one_of(c.key, paths.scalar(c.key), c.value, c.op)])
 
 
-def _contains(c: Cmp) -> Any:
-    return _one_of(c.key, list_path(c.key), (c.value,), c.op)
+def _contains(c: Cmp, paths: Paths) -> Any:
+    return _one_of(c.key, paths.elements(c.key), (c.value,), c.op)
 
 
-def _range(c: Cmp) -> Any:
+def _range(c: Cmp, paths: Paths) -> Any:
     bound = _check_number(c.key, c.op, c.value)
-    return models.FieldCondition(key=scalar_path(c.key), range=models.Range(**{_RANGE_FIELD[c.op]: bound}))
+    return models.FieldCondition(key=paths.scalar(c.key), range=models.Range(**{_RANGE_FIELD[c.op]: bound}))
 
 
-def _exists(c: Cmp) -> Any:
-    present = models.Filter(should=[
-        models.Filter(must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(key=scalar_path(c.key)))]),
-        models.Filter(must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(key=list_path(c.key)))]),
-        models.FieldCondition(key=EMPTY_KEY, match=models.MatchValue(value=storage_key(c.key))),
-    ])
+def _exists(c: Cmp, paths: Paths) -> Any:
+    present = models.Filter(should=paths.exists(c.key))
     return present if c.value is True else models.Filter(must_not=[present])
 
 
 #: The translation of each comparison operator of the filter language.
-OPERATORS: dict[str, Callable[[Cmp], Any]] = {
+OPERATORS: dict[str, Callable[[Cmp, Paths], Any]] = {
     "$eq": _eq, "$ne": _ne, "$in": _in, "$nin": _nin, "$contains": _contains,
     "$gt": _range, "$gte": _range, "$lt": _range, "$lte": _range, "$exists": _exists,
 }
