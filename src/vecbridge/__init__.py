@@ -100,9 +100,12 @@ def open_collection(url: str | URL, *, dimension: int | None = None, metric: str
     """
     parsed = URL.parse(url)
     name = options.pop("collection", None) or parsed.query.get("collection")
-    if not name:
-        raise InvalidURLError(f"{parsed} names no collection: add '?collection=NAME' to the URL")
     client = connect(parsed, **options)
+    if not name:
+        name = getattr(client, "default_collection", None)
+        if not name:
+            client.close()
+            raise InvalidURLError(f"{parsed} names no collection: add '?collection=NAME' to the URL")
     try:
         if dimension is None and embedding is None:
             coll = client.get_collection(str(name))

@@ -545,6 +545,25 @@ class BaseClient:
         self._check_open()
         return sorted(self._list_collections())
 
+    def describe_collections(self) -> list[dict[str, Any]]:
+        """Every collection: ``name``, ``layout`` and ``error`` (why it cannot be opened, ``None``
+        when it can); one collection that cannot be opened never fails the listing.  A backend
+        that lists collections of other layouts describes them itself."""
+        out: list[dict[str, Any]] = []
+        for name in self.list_collections():
+            try:
+                layout = self.get_collection(name).config.get("layout", "vecbridge")
+                out.append({"name": name, "layout": layout, "error": None})
+            except VecbridgeError as exc:
+                out.append({"name": name, "layout": None, "error": str(exc)})
+        return out
+
+    @property
+    def default_collection(self) -> str | None:
+        """The collection a URL means when it names none (a FAISS index file: its one
+        collection); ``None``: the URL must name one with ``?collection=``."""
+        return None
+
     def delete_collection(self, name: str) -> None:
         self._check_open()
         if not self._has_collection(name):

@@ -271,20 +271,25 @@ def _cmd_ls(args: argparse.Namespace) -> int:
 
     url = URL.parse(args.url)
     with vecbridge.connect(url.with_query(collection=None)) as client:
-        # a backend that describes its collections says which cannot be opened, and why: listed
-        # with that reason instead of failing the whole listing
-        describe = getattr(client, "describe_collections", None)
+        # a collection that cannot be opened is listed with the reason instead of failing the listing
+        describe = getattr(client, "describe_collections", None)  # a third-party client may lack it
         entries = describe() if describe is not None else [{"name": n} for n in client.list_collections()]
-        rows = [{**_describe(client.get_collection(e["name"])), "layout": e.get("layout", "vecbridge")}
-                if not e.get("error") else {"name": e["name"], "layout": e.get("layout"), "error": e["error"]}
-                for e in entries]
+        rows = []
+        for e in entries:
+            if not e.get("error"):
+                try:
+                    rows.append({**_describe(client.get_collection(e["name"])), "layout": e.get("layout", "vecbridge")})
+                    continue
+                except VecbridgeError as exc:
+                    e = {**e, "error": str(exc)}
+            rows.append({"name": e["name"], "layout": e.get("layout"), "error": redact(str(e["error"]))})
     shown = url.with_query(collection=None).render()
     lines = []
     if rows:
         width = max(4, *(len(r["name"]) for r in rows))
-        lines.append(f"{'NAME':<{width}}  {'RECORDS':>12}  {'DIMENSION':>9}  METRIC")
-        lines += [f"{r['name']:<{width}}  {r['count']:>12,}  {r['dimension']:>9}  {r['metric']}" if "error" not in r
-                  else f"{r['name']:<{width}}  cannot be opened: {r['error']}" for r in rows]
+        lines.append(f"{'NAME':<{width}}  {'RECORDS':>12}  {'DIMENSION':>9}  {'METRIC':<6}  LAYOUT")
+        lines += [f"{r['name']:<{width}}  {r['count']:>12,}  {r['dimension']:>9}  {r['metric']:<6}  {r['layout']}"
+                  if "error" not in r else f"{r['name']:<{width}}  cannot be opened: {r['error']}" for r in rows]
     else:
         lines.append(f"no collections in {shown}")
     _out(args, {"url": shown, "collections": rows}, lines)

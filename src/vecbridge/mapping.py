@@ -266,6 +266,8 @@ def _scalar(value: Any, key: str, conv: Conversions | None) -> Any:
         exponent = value.as_tuple().exponent
         whole = isinstance(exponent, int) and exponent >= 0
         value = int(value) if whole else float(value)
+        if whole and not INT64_MIN <= value <= INT64_MAX:
+            raise InvalidMetadataError(f"the field {key!r} holds {value}, beyond a signed 64-bit integer")
         rule = "decimals as int/float"
     else:
         raise InvalidMetadataError(f"the field {key!r} holds {type(value).__name__} {str(value)[:60]!r}, which "

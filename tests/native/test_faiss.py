@@ -265,3 +265,19 @@ def test_migrate_into_a_collection(written, target, tmp_path):
         for id_, vec in native.items():
             np.testing.assert_array_equal(got[id_].vector, vec)
             assert got[id_].metadata == {} and got[id_].document is None
+
+
+def test_a_file_url_needs_no_collection_name(tmp_path):
+    x = _data(2)
+    path = tmp_path / "plain.faiss"
+    _write(path, "flat_l2", x)
+    native = _native_read(path)
+    with vecbridge.open_collection(f"faiss:///{path}") as coll:
+        assert coll.name == "plain.faiss" and coll.count() == len(native)
+    report = vecbridge.migrate(f"faiss:///{path}", f"faiss:///{tmp_path}/copy?collection=plain", verify="full")
+    assert report.ok and report.verification.checked == len(native)
+    with vecbridge.open_collection(f"faiss:///{tmp_path}/copy?collection=plain") as copy:
+        got = {r.id: r.vector for r in copy.get(ids=list(native), include=["vector"])}
+    assert set(got) == set(native)
+    for key, vec in native.items():
+        np.testing.assert_array_equal(got[key], vec)

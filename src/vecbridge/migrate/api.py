@@ -290,7 +290,7 @@ def verify(source: str | URL | Any, target: str | URL | Any, *, mode: str = "ful
     bar = make_progress(progress)
     try:
         src, tgt = Side(source, "source", conns), Side(target, "target", conns)
-        if src.name is None:
+        if not src.named():
             raise MigrationError(f"the source {src.display} names no collection: add '?collection=NAME' to its URL")
         source_coll = src.collection
         if not tgt.name_given:

@@ -121,6 +121,15 @@ class Side:
         """The collection object the caller passed, if any."""
         return self._coll if not self.owned and self._coll is not None else None
 
+    def named(self) -> bool:
+        """Whether the side names a collection: by its URL's ``?collection=``, or by the
+        client's default (a FAISS index file's one collection)."""
+        if self.name is None and self._coll is None and (self.url is not None or self._client_obj is not None):
+            default = getattr(self.client(), "default_collection", None)
+            if default:
+                self.name = str(default)
+        return self.name is not None
+
     @property
     def capabilities(self) -> Capabilities:
         """What this side's backend can do (:mod:`vecbridge.capabilities`)."""

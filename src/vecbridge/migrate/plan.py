@@ -247,7 +247,7 @@ def make_plan(src: Side, tgt: Side, *, batch_size: int | None, max_request_bytes
     """Look at both sides and decide; raise only when the source cannot be read at all.
 
     ``reembed``: an Embedder whose vectors replace the source's (the target gets its dimension)."""
-    if src.name is None:
+    if not src.named():
         raise InvalidURLError(f"the source {src.display} names no collection: add '?collection=NAME' to its URL")
     source = src.collection
     dimension, metric, count = int(source.dimension), str(source.metric), int(source.count())

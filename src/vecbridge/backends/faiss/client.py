@@ -130,6 +130,11 @@ class FaissClient(BaseClient):
             return list(self._open)
         return [p.name for p in self._root.iterdir() if (p / DB_NAME).is_file() or is_index_file(p)]
 
+    @property
+    def default_collection(self) -> str | None:
+        """A URL naming an index file means its one collection."""
+        return self._file.name if self._file is not None else None
+
     def _index_file(self, name: str) -> Path | None:
         """The index file a collection name stands for, if it names one."""
         if self._file is not None:
