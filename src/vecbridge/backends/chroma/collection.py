@@ -36,6 +36,14 @@ How the differences between Chroma and the contract are absorbed:
   can ask for, so the core's rule completes such a row with its default
   ``_exact_query``: pages of :meth:`_get_page` (the filter runs in Chroma; vectors exact,
   see above) ranked by :func:`vecbridge.scores.exact_top_k`;
+* partitions (:meth:`ChromaCollection._partitions`): Chroma has no key order a client can
+  range over (ids are strings it does not sort, and a ``where`` on a key would group every
+  metadata row per page).  Its ``get(limit, offset)`` pages in the order of its internal
+  sequence id (the row id its SQLite metadata segment assigns on insert; an upsert of an
+  existing id keeps its row), so the stable split is offset ranges of that order (kind
+  ``offset``).  It is stable while nobody writes the collection between ``partitions(n)``
+  and the end of the copy: a delete shifts every later position.  A partition records the
+  count it was cut for, and its scan refuses a collection whose count changed;
 * a read that meets a write of the same records (a get with vectors, or a query, while a
   delete runs) can fail in Chroma with "Error finding id": its index and its records
   disagreed for a moment.  Such a read is run again (:func:`_retried`), which answers
@@ -55,7 +63,7 @@ import numpy as np
 from ...base import BaseCollection, RawHit
 from ...errors import BackendError, BackendUnavailableError, DuplicateIdError
 from ...filters import Node
-from ...types import Record
+from ...types import Partition, Record
 from ...validation import Batch
 from .codec import NO_DOCUMENT, decode_document, decode_metadata, decode_vector, encode_metadata, encode_vectors
 from .failures import index_out_of_step
@@ -328,6 +336,36 @@ class ChromaCollection(BaseCollection):
                 yield page
             if len(page) < batch_size:
                 return
+            offset += len(page)
+
+    # -- partitions (see the module docstring: offset ranges of Chroma's own order) -----
+    def _partitions(self, n: int) -> list[Partition]:
+        total = self._count(None)
+        k = max(1, min(n, total))  # an empty collection: one (empty) partition
+        cuts = [total * i // k for i in range(k + 1)]
+        extra = {"order": "chroma internal sequence id", "total": total}
+        return [Partition(self.name, i, k, "offset", cuts[i], cuts[i + 1], dict(extra)) for i in range(k)]
+
+    def _scan_partition(self, batch_size: int, include: frozenset[str], partition: Partition
+                        ) -> Iterator[list[Record]]:
+        if partition.kind != "offset":
+            yield from super()._scan_partition(batch_size, include, partition)
+            return
+        start, end = int(partition.lower), int(partition.upper)
+        total = partition.extra.get("total")
+        now = self._count(None)
+        if total != now:
+            # positions moved: reading on would skip or repeat records silently
+            raise BackendError(
+                f"chroma: partition {partition.index} of {self.name!r} was cut for {total} records, the collection "
+                f"now holds {now}: Chroma's partitions are offset ranges, stable only while nobody writes the "
+                "collection; make the partitions again (collection.partitions(n)) and copy without writers")
+        offset = start
+        while offset < end:
+            page = self._get_page(None, min(batch_size, end - offset), offset, include)
+            if not page:
+                return
+            yield page
             offset += len(page)
 
     @_retried
