@@ -137,6 +137,8 @@ class ChromaClient(BaseClient):
         self._private_db: str | None = None
         self._admin: Any = None
         self._folder: FolderLock | None = None
+        #: a server's connection arguments (None for the other forms)
+        self.server_kwargs: dict[str, Any] | None = None
         with self._mapped_errors(f"connect to {u}"):
             if self.mode == "server":
                 database = str(database or chromadb.DEFAULT_DATABASE)
@@ -167,6 +169,11 @@ class ChromaClient(BaseClient):
         self._max_batch: int | None = None
 
     def _connect_server(self, tenant: str, database: str) -> Any:
+        self.server_kwargs = self._server_kwargs(tenant, database)
+        return chromadb.HttpClient(**self.server_kwargs)
+
+    def _server_kwargs(self, tenant: str, database: str) -> dict[str, Any]:
+        """``chromadb.HttpClient``'s arguments, which ``chromadb.AsyncHttpClient`` takes too (.aio)."""
         u, o = self.url, self.options
         https = u.driver == "https"
         if not isinstance(o.get("headers") or {}, dict):
@@ -185,8 +192,8 @@ class ChromaClient(BaseClient):
             verify = str(o["ssl_verify"])
             settings.chroma_server_ssl_verify = {"true": True, "false": False}.get(verify.lower(), verify)
         port = u.port or (443 if https else 8000)
-        return chromadb.HttpClient(host=str(u.host), port=port, ssl=https, headers=headers or None,
-                                   settings=settings, tenant=tenant, database=database)
+        return {"host": str(u.host), "port": port, "ssl": https, "headers": headers or None,
+                "settings": settings, "tenant": tenant, "database": database}
 
     @property
     def native(self) -> Any:
@@ -199,6 +206,7 @@ class ChromaClient(BaseClient):
         # JSON floats on the wire to a server; a folder is written by one process (see .locks),
         # and an in-memory database lives in its process
         return replace(self.capabilities_declared, max_batch_rows=self.max_batch_size(),
+                       native_async=self.mode == "server",  # chromadb.AsyncHttpClient (.aio)
                        wire_bytes_per_float=20 if self.mode == "server" else 4,
                        persistent=self.mode != "memory", shared_between_processes=self.mode == "server")
 

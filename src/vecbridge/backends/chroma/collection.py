@@ -46,17 +46,16 @@ How the differences between Chroma and the contract are absorbed:
   count it was cut for, and its scan refuses a collection whose count changed;
 * a read that meets a write of the same records (a get with vectors, or a query, while a
   delete runs) can fail in Chroma with "Error finding id": its index and its records
-  disagreed for a moment.  Such a read is run again (:func:`_retried`), which answers
+  disagreed for a moment.  Such a read is run again (:meth:`ChromaCollection.retry_delay`), which answers
   once the write is done; if every try fails, the error says what happened.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from collections.abc import Callable, Generator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -73,7 +72,10 @@ if TYPE_CHECKING:
     from .client import ChromaClient
 
 
-F = TypeVar("F", bound=Callable[..., Any])
+#: One call of a chromadb collection method: its name and keyword arguments.
+Call = tuple[str, dict[str, Any]]
+#: A hook as a program of calls (see ``ChromaCollection._run``); it returns the hook's answer.
+Program = Generator[Call, Any, Any]
 #: Tries of a read that meets Chroma's index and records out of step (see the module docstring).
 READ_TRIES = 4
 #: The collection metadata key holding the configuration document (JSON text).
@@ -100,26 +102,14 @@ def stored_config(meta: Mapping[str, Any] | None) -> dict[str, Any]:
     return doc
 
 
-def _retried(method: F) -> F:
-    """Run a read again when Chroma's index named a record that its records no longer have."""
-    @functools.wraps(method)
-    def read(self: Any, *args: Any, **kwargs: Any) -> Any:
-        for attempt in range(1, READ_TRIES + 1):
-            try:
-                return method(self, *args, **kwargs)
-            except BackendError as exc:
-                if not index_out_of_step(exc.__cause__):
-                    raise
-                if attempt == READ_TRIES:
-                    raise BackendUnavailableError(
-                        f"chroma: a read of {self.name!r} failed {READ_TRIES} times ({str(exc.__cause__)[:200]!r}): Chroma's "
-                        "index and its records disagreed, because a write of the same records was under way; "
-                        "retry the read.  On an embedded folder this also happens when another process writes "
-                        "the folder with chromadb itself: serve it with a Chroma server (chroma run --path "
-                        "FOLDER) and connect every process to chroma://host:port") from exc.__cause__
-                time.sleep(0.01 * 2 ** attempt)
-        raise AssertionError("unreachable")
-    return read  # type: ignore[return-value]
+def drive(native: Any, prog: Program) -> Any:
+    """Perform a program's calls with the sync chromadb collection ``native``; its result."""
+    try:
+        method, kwargs = next(prog)
+        while True:
+            method, kwargs = prog.send(getattr(native, method)(**kwargs))
+    except StopIteration as stop:
+        return stop.value
 
 
 def _f32(rows: Any) -> np.ndarray:
@@ -214,65 +204,155 @@ class ChromaCollection(BaseCollection):
         with self._mapped_errors(f"store the configuration of {self.name!r}"):
             self._native.modify(metadata=meta)
 
-    # -- writes (the core holds the collection's write lock around each) --------------
+    # -- the hooks, as programs ----------------------------------------------------------
+    # Each hook is a generator yielding ``(method, kwargs)`` calls of the chromadb collection
+    # and receiving their answers: :meth:`_run` performs them with the sync collection,
+    # :mod:`.aio` with chromadb's async one, so every decision exists once.
 
-    def _existing(self, ids: list[str], include: list[str]) -> dict[str, Any]:
+    def _run(self, action: str, make: Callable[[], Program], read: bool = False) -> Any:
+        for attempt in range(1, READ_TRIES + 1):
+            try:
+                with self._mapped_errors(action):
+                    return drive(self._native, make())
+            except BackendError as exc:
+                if not read:
+                    raise
+                time.sleep(self.retry_delay(exc, attempt))
+        raise AssertionError("unreachable")
+
+    def retry_delay(self, exc: BackendError, attempt: int) -> float:
+        """How long to wait before reading again, or ``exc`` (or the exhausted error) raised:
+        a read that met Chroma's index and records out of step is read again."""
+        if not index_out_of_step(exc.__cause__):
+            raise exc
+        if attempt >= READ_TRIES:
+            raise BackendUnavailableError(
+                f"chroma: a read of {self.name!r} failed {READ_TRIES} times ({str(exc.__cause__)[:200]!r}): Chroma's "
+                "index and its records disagreed, because a write of the same records was under way; "
+                "retry the read.  On an embedded folder this also happens when another process writes "
+                "the folder with chromadb itself: serve it with a Chroma server (chroma run --path "
+                "FOLDER) and connect every process to chroma://host:port") from exc.__cause__
+        return 0.01 * 2 ** attempt
+
+    def _p_existing(self, ids: list[str], include: list[str]) -> Generator[Call, Any, dict[str, Any]]:
         """``{id: stored metadata}`` of those ``ids`` that exist."""
         found: dict[str, Any] = {}
         for s in self._slices(len(ids)):
-            got = self._native.get(ids=ids[s], include=include)
+            got = yield "get", {"ids": ids[s], "include": include}
             metas = got.get("metadatas") or [None] * len(got["ids"])
             found.update(zip(got["ids"], metas))
         return found
 
-    def _existing_ids(self, ids: list[str]) -> list[str]:
-        with self._mapped_errors("get"):
-            return list(self._existing(ids, []))
+    def _p_existing_ids(self, ids: list[str]) -> Program:
+        return list((yield from self._p_existing(ids, [])))
 
-    def _add(self, b: Batch) -> None:
+    def _p_add(self, b: Batch) -> Program:
         assert b.vectors is not None and b.metadatas is not None and b.documents is not None
-        self._chroma.for_writing()
-        existing = set(self._existing_ids(b.ids))
+        existing = set((yield from self._p_existing(b.ids, [])))
         if existing:
             raise DuplicateIdError(self._duplicate_message([i for i in b.ids if i in existing]))
-        with self._mapped_errors("add"):
-            for s in self._slices(len(b.ids)):
-                self._native.add(ids=b.ids[s], embeddings=b.vectors[s], documents=_any(b.documents[s]),
-                                 metadatas=_any([encode_metadata(m) for m in b.metadatas[s]]),
-                                 uris=self._uris(b, s))
+        for s in self._slices(len(b.ids)):
+            yield "add", {"ids": b.ids[s], "embeddings": b.vectors[s], "documents": _any(b.documents[s]),
+                          "metadatas": _any([encode_metadata(m) for m in b.metadatas[s]]), "uris": self._uris(b, s)}
+
+    def _p_upsert(self, b: Batch) -> Program:
+        assert b.vectors is not None and b.metadatas is not None and b.documents is not None
+        for s in self._slices(len(b.ids)):
+            ids = b.ids[s]
+            metas = [encode_metadata(m) for m in b.metadatas[s]]
+            docs = list(b.documents[s])
+            old = yield from self._p_existing(ids, ["metadatas"])
+            for i, id_ in enumerate(ids):
+                if id_ not in old:
+                    continue
+                new = metas[i] or {}
+                stale = [k for k in old[id_] or () if k not in new]
+                if stale:  # Chroma merges metadata into the old; None deletes a key
+                    metas[i] = {**new, **dict.fromkeys(stale)}
+                if docs[i] is None:  # and keeps the old document when given none
+                    docs[i] = NO_DOCUMENT
+            yield "upsert", {"ids": ids, "embeddings": b.vectors[s], "metadatas": _any(metas),
+                             "documents": _any(docs), "uris": self._uris(b, s)}
+
+    def _p_delete(self, ids: list[str] | None, where: Node | None) -> Program:
+        w = self._where(where)
+        if ids is None:
+            yield "delete", {"where": w if w is not None else self.EVERY_RECORD}
+            return
+        for s in self._slices(len(ids)):
+            yield "delete", {"ids": ids[s], "where": w}
+
+    def _p_get_ids(self, ids: list[str], where: Node | None, include: frozenset[str]) -> Program:
+        w = self._where(where)
+        out: list[Record] = []
+        for s in self._slices(len(ids)):
+            got = yield "get", {"ids": ids[s], "where": w, "include": self._fields(include)}
+            out += self._records(got, include)
+        return out
+
+    def _p_get_page(self, where: Node | None, limit: int | None, offset: int, include: frozenset[str]) -> Program:
+        # Chroma orders by its internal row id: a stable order
+        got = yield "get", {"where": self._where(where), "limit": limit, "offset": offset or None,
+                            "include": self._fields(include)}
+        return self._records(got, include)
+
+    def _p_count(self, where: Node | None) -> Program:
+        w = self._where(where)
+        if w is None:
+            return int((yield "count", {}))
+        # Chroma counts only whole collections: fetch the matching ids, nothing else
+        return len((yield "get", {"where": w, "include": []})["ids"])
+
+    def _p_query(self, vectors: np.ndarray, k: int, where: Node | None, include: frozenset[str]) -> Program:
+        # a row shorter than the matches is completed by the core (its _exact_query)
+        got = yield "query", {"query_embeddings": vectors, "n_results": k, "where": self._where(where),
+                              "include": ["distances", *self._fields(include)]}
+        return [self._hits(got, i, include) for i in range(len(vectors))]
+
+    # -- the hooks (the core holds the collection's write lock around each write) ----------
+    def _existing_ids(self, ids: list[str]) -> list[str]:
+        return self._run("get", lambda: self._p_existing_ids(ids))  # type: ignore[no-any-return]
+
+    def _add(self, b: Batch) -> None:
+        self._chroma.for_writing()
+        self._run("add", lambda: self._p_add(b))
 
     def _upsert(self, b: Batch) -> None:
-        assert b.vectors is not None and b.metadatas is not None and b.documents is not None
         self._chroma.for_writing()
-        with self._mapped_errors("upsert"):
-            for s in self._slices(len(b.ids)):
-                ids = b.ids[s]
-                metas = [encode_metadata(m) for m in b.metadatas[s]]
-                docs = list(b.documents[s])
-                old = self._existing(ids, ["metadatas"])
-                for i, id_ in enumerate(ids):
-                    if id_ not in old:
-                        continue
-                    new = metas[i] or {}
-                    stale = [k for k in old[id_] or () if k not in new]
-                    if stale:  # Chroma merges metadata into the old; None deletes a key
-                        metas[i] = {**new, **dict.fromkeys(stale)}
-                    if docs[i] is None:  # and keeps the old document when given none
-                        docs[i] = NO_DOCUMENT
-                self._native.upsert(ids=ids, embeddings=b.vectors[s], metadatas=_any(metas), documents=_any(docs),
-                                    uris=self._uris(b, s))
+        self._run("upsert", lambda: self._p_upsert(b))
 
     def _delete(self, ids: list[str] | None, where: Node | None) -> None:
-        w = self._where(where)
         self._chroma.for_writing()
-        with self._mapped_errors("delete"):
-            if ids is None:
-                self._native.delete(where=w if w is not None else self.EVERY_RECORD)
-                return
-            for s in self._slices(len(ids)):
-                self._native.delete(ids=ids[s], where=w)
+        self._run("delete", lambda: self._p_delete(ids, where))
 
-    # -- reads -----------------------------------------------------------------------
+    def _get_ids(self, ids: list[str], where: Node | None, include: frozenset[str]) -> list[Record]:
+        return self._run("get", lambda: self._p_get_ids(ids, where, include), read=True)  # type: ignore[no-any-return]
+
+    def _get_page(self, where: Node | None, limit: int | None, offset: int, include: frozenset[str]) -> list[Record]:
+        return self._run("get", lambda: self._p_get_page(where, limit, offset, include),  # type: ignore[no-any-return]
+                         read=True)
+
+    def _count(self, where: Node | None) -> int:
+        return self._run("count", lambda: self._p_count(where), read=True)  # type: ignore[no-any-return]
+
+    def _query(self, vectors: np.ndarray, k: int, where: Node | None, include: frozenset[str]) -> list[list[RawHit]]:
+        return self._run("query", lambda: self._p_query(vectors, k, where, include),  # type: ignore[no-any-return]
+                         read=True)
+
+    def _scan(self, batch_size: int, include: frozenset[str]) -> Iterator[list[Record]]:
+        # Chroma has no cursor, and a `where` on a stored sequence key would be evaluated by
+        # grouping every metadata row of the collection on each page; an unfiltered
+        # offset walks only its index of row ids, the cheapest page Chroma has.
+        offset = 0
+        while True:
+            page = self._get_page(None, batch_size, offset, include)
+            if page:
+                yield page
+            if len(page) < batch_size:
+                return
+            offset += len(page)
+
+    # -- reading answers -----------------------------------------------------------------------
     def _vectors(self, uris: list[Any] | None, embeddings: Any) -> list[np.ndarray]:
         """The vectors of some records: Chroma's, or in a cosine collection the exact bytes
         kept in the uri -- when they agree with Chroma's to float32 rounding, so that a
@@ -297,46 +377,6 @@ class ChromaCollection(BaseCollection):
                        decode_metadata(metas[i]) if metas is not None else None,
                        decode_document(docs[i]) if docs is not None else None)
                 for i, id_ in enumerate(ids)]
-
-    @_retried
-    def _get_ids(self, ids: list[str], where: Node | None, include: frozenset[str]) -> list[Record]:
-        w = self._where(where)
-        out: list[Record] = []
-        with self._mapped_errors("get"):
-            for s in self._slices(len(ids)):
-                got = self._native.get(ids=ids[s], where=w, include=self._fields(include))
-                out += self._records(got, include)
-        return out
-
-    @_retried
-    def _get_page(self, where: Node | None, limit: int | None, offset: int, include: frozenset[str]) -> list[Record]:
-        # Chroma orders by its internal row id: a stable order
-        with self._mapped_errors("get"):
-            got = self._native.get(where=self._where(where), limit=limit, offset=offset or None,
-                                   include=self._fields(include))
-            return self._records(got, include)
-
-    @_retried
-    def _count(self, where: Node | None) -> int:
-        w = self._where(where)
-        with self._mapped_errors("count"):
-            if w is None:
-                return int(self._native.count())
-            # Chroma counts only whole collections: fetch the matching ids, nothing else
-            return len(self._native.get(where=w, include=[])["ids"])
-
-    def _scan(self, batch_size: int, include: frozenset[str]) -> Iterator[list[Record]]:
-        # Chroma has no cursor, and a `where` on a stored sequence key would be evaluated by
-        # grouping every metadata row of the collection on each page; an unfiltered
-        # offset walks only its index of row ids, the cheapest page Chroma has.
-        offset = 0
-        while True:
-            page = self._get_page(None, batch_size, offset, include)
-            if page:
-                yield page
-            if len(page) < batch_size:
-                return
-            offset += len(page)
 
     # -- partitions (see the module docstring: offset ranges of Chroma's own order) -----
     def _partitions(self, n: int) -> list[Partition]:
@@ -367,15 +407,6 @@ class ChromaCollection(BaseCollection):
                 return
             yield page
             offset += len(page)
-
-    @_retried
-    def _query(self, vectors: np.ndarray, k: int, where: Node | None, include: frozenset[str]) -> list[list[RawHit]]:
-        # a row shorter than the matches is completed by the core (its _exact_query)
-        w = self._where(where)
-        with self._mapped_errors("query"):
-            got = self._native.query(query_embeddings=vectors, n_results=k, where=w,
-                                     include=["distances", *self._fields(include)])
-            return [self._hits(got, i, include) for i in range(len(vectors))]
 
     def _hits(self, got: dict[str, Any], i: int, include: frozenset[str]) -> list[RawHit]:
         ids, dists = got["ids"][i], got["distances"][i]

@@ -22,7 +22,7 @@ its type and the client raises that type).  Three need more than a type:
   (raised inside ``chromadb_rust_bindings`` when its HNSW index names a record its
   records no longer hold; seen with 1.5.9): only the message tells it;
   :func:`index_out_of_step` recognises it and the collection reads again
-  (``collection._retried``); it is ``BackendUnavailableError`` because a retry cures it.
+  (``ChromaCollection.retry_delay``); it is ``BackendUnavailableError`` because a retry cures it.
   A Chroma server answers a read that meets the persisting of the index it reads
   vectors from (``local_hnsw``) with ``"Error creating hnsw segment reader: Nothing found
   on disk"`` (seen with 1.5.9, a get with vectors racing adds and deletes): the same kind.
