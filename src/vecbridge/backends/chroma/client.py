@@ -64,12 +64,13 @@ from chromadb.config import Settings
 
 from ...base import BaseClient, ErrorRule
 from ...capabilities import Capabilities
-from ...errors import CollectionNotFoundError, InvalidURLError, UnsupportedFeatureError
+from ...errors import CollectionNotFoundError, InvalidURLError, UnsupportedFeatureError, VecbridgeError
 from ...options import Option
 from ...url import URL
 from .collection import CONFIG_KEY, FORMAT, ChromaCollection, stored_config
 from .failures import ERRORS
 from .locks import FolderLock, close_folder, open_folder
+from .native import MAPPING_DECLARED, decide_mapping
 
 #: Chroma's own rule for collection names: any name outside it cannot exist there.
 CHROMA_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]")
@@ -82,12 +83,36 @@ OPTIONS = (
     Option("api_key", where="server", secret=True, doc="Chroma Cloud's key, sent as X-Chroma-Token"),
     Option("headers", "dict", where="server", doc="extra HTTP headers (keyword argument only)"),
     Option("ssl_verify", where="server", doc="true, false, or the path of a CA bundle"),
+    *MAPPING_DECLARED,
 )
 
 
 def _settings() -> Settings:
     # no telemetry: nothing leaves the machine, and nothing waits on a network here
     return Settings(anonymized_telemetry=False)
+
+
+def _engine_settings(path: str | None) -> tuple[str | None, Settings]:
+    """The path string and settings for a client of the folder ``path`` (``None``: the
+    in-memory engine) that chromadb accepts next to clients the application opened itself.
+
+    chromadb keeps one engine per folder (and one in-memory engine) per process, keyed by the
+    path *string* it was given, and refuses a second client of it with other settings ("An
+    instance of Chroma already exists for … with different settings").  So when the
+    application has the folder open already (under any spelling of its path), vecbridge
+    uses that engine's own path string and settings; otherwise its own (no telemetry)."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    for ident, system in list(SharedSystemClient._identifier_to_system.items()):
+        theirs = system.settings
+        if theirs.chroma_api_impl not in ("chromadb.api.rust.RustBindingsAPI", "chromadb.api.segment.SegmentAPI"):
+            continue  # an HTTP client's engine: not a folder
+        if path is None and not theirs.is_persistent:
+            return None, theirs.model_copy()
+        if (path is not None and theirs.is_persistent and theirs.persist_directory
+                and os.path.realpath(theirs.persist_directory) == os.path.realpath(path)):
+            return ident, theirs.model_copy()
+    return path, _settings()
 
 
 _admin: Any = None
@@ -97,7 +122,7 @@ def _memory_admin() -> Any:
     """One admin client of the process's in-memory engine (it holds the engine open)."""
     global _admin
     if _admin is None:
-        settings = _settings()
+        _, settings = _engine_settings(None)
         settings.is_persistent = False
         _admin = chromadb.AdminClient(settings)
     return _admin
@@ -150,7 +175,8 @@ class ChromaClient(BaseClient):
                 # before chromadb reads the folder: a process writing it must not be read (see .locks)
                 self._folder = open_folder(os.path.abspath(u.path))
                 try:
-                    self._native = chromadb.PersistentClient(path=self._folder.path, settings=_settings(),
+                    path, settings = _engine_settings(self._folder.path)
+                    self._native = chromadb.PersistentClient(path=path or self._folder.path, settings=settings,
                                                              tenant=tenant, database=database)
                 except BaseException:
                     close_folder(self._folder)
@@ -161,7 +187,8 @@ class ChromaClient(BaseClient):
                     database = self._private_db = f"vb_mem_{uuid.uuid4().hex}"
                     self._admin = _memory_admin()
                     self._admin.create_database(database, tenant=tenant)
-                self._native = chromadb.EphemeralClient(settings=_settings(), tenant=tenant, database=str(database))
+                self._native = chromadb.EphemeralClient(settings=_engine_settings(None)[1], tenant=tenant,
+                                                        database=str(database))
                 where = ("memory", tenant, str(database))
         self._tenant = tenant
         #: where the database lives: the key of its collections' in-process write locks (vecbridge.locks)
@@ -268,8 +295,26 @@ class ChromaClient(BaseClient):
         dimension = doc.get("dimension")
         if not isinstance(dimension, int) or isinstance(dimension, bool):
             dimension = self._dimension_from_data(native)
-        return ChromaCollection(self, native, dimension, metric, _index_of(hnsw),
-                                vecbridge_format=doc.get("format") == FORMAT)
+        ours = doc.get("format") == FORMAT
+        mapping = None if ours else decide_mapping(name, dimension, metric, self.options)
+        return ChromaCollection(self, native, dimension, metric, _index_of(hnsw), vecbridge_format=ours,
+                                mapping=mapping)
+
+    def describe_collections(self) -> list[dict[str, Any]]:
+        """Every collection of the database: ``name``, ``layout`` (``vecbridge``/``native``),
+        ``count``, ``dimension``, ``metric``; one that cannot be opened has ``error`` (why, in
+        one line) instead -- listing never fails on one collection."""
+        self._check_open()
+        rows: list[dict[str, Any]] = []
+        for name in self._list_collections():
+            try:
+                coll = self.get_collection(name)
+                rows.append({"name": name, "layout": coll.config["layout"], "count": coll.count(),
+                             "dimension": coll.dimension, "metric": coll.metric})
+            except VecbridgeError as exc:
+                layout = "native"
+                rows.append({"name": name, "layout": layout, "error": str(exc).splitlines()[0][:300]})
+        return rows
 
     def _dimension_from_data(self, native: Any) -> int:
         with self._mapped_errors(f"read the dimension of {native.name!r}"):

@@ -66,9 +66,11 @@ from ...types import Partition, Record
 from ...validation import Batch
 from .codec import NO_DOCUMENT, decode_document, decode_metadata, decode_vector, encode_metadata, encode_vectors
 from .failures import index_out_of_step
+from .native import from_native, to_native
 from .translator import to_where
 
 if TYPE_CHECKING:
+    from ...mapping import CollectionMapping
     from .client import ChromaClient
 
 
@@ -134,6 +136,8 @@ class ChromaCollection(BaseCollection):
         As recorded at creation (or read from a collection made by another tool).
     vecbridge_format : bool
         Whether vecbridge created it, so that its records carry the ``_vbnum`` list.
+    mapping : CollectionMapping, optional
+        For a collection vecbridge did not create (layout ``native``, see :mod:`.native`).
     """
 
     native_scores: ClassVar[dict[str, str]] = {
@@ -144,14 +148,17 @@ class ChromaCollection(BaseCollection):
     EVERY_RECORD: ClassVar[dict[str, Any]] = {"_vball": {"$ne": 0}}
 
     def __init__(self, client: ChromaClient, native: Any, dimension: int, metric: str, index: dict[str, Any],
-                 vecbridge_format: bool):
+                 vecbridge_format: bool, mapping: CollectionMapping | None = None):
         super().__init__(client, native.name, dimension, metric, index)
         self._native = native
         self._chroma = client
         #: records carry the _vbnum list (collections created by vecbridge)
         self.vecbridge_format = vecbridge_format
-        # cosine: the exact vector is kept in the record's uri (see .codec)
-        self._exact_vectors = metric == "cosine"
+        #: how a native collection maps onto records (None: vecbridge's own layout)
+        self.mapping = mapping
+        # cosine: the exact vector is kept in the record's uri (see .codec) -- never in a
+        # native collection, whose uris are the application's
+        self._exact_vectors = metric == "cosine" and vecbridge_format
 
     @property
     def native(self) -> Any:
@@ -177,6 +184,13 @@ class ChromaCollection(BaseCollection):
             out.append("documents")
         return out
 
+    def _encode(self, metas: list[Any], action: str) -> list[dict[str, Any] | None]:
+        """Every metadata of a write as Chroma stores it, before any of it is written (a
+        value a native collection cannot hold is refused here)."""
+        if self.mapping is None:
+            return [encode_metadata(m) for m in metas]
+        return [to_native(m, self.mapping, f"{action} into {self.name!r}") for m in metas]
+
     def _uris(self, b: Batch, s: slice) -> list[str] | None:
         assert b.vectors is not None
         return encode_vectors(b.vectors[s]) if self._exact_vectors else None
@@ -191,6 +205,8 @@ class ChromaCollection(BaseCollection):
     def _read_config(self) -> dict[str, Any] | None:
         doc = stored_config(self._native_metadata())
         doc.pop("format", None)  # vecbridge's own marker, not part of the document
+        if self.mapping is not None:
+            doc.setdefault("layout", "native")
         return doc or None
 
     def _write_config(self, doc: dict[str, Any]) -> None:
@@ -248,18 +264,20 @@ class ChromaCollection(BaseCollection):
 
     def _p_add(self, b: Batch) -> Program:
         assert b.vectors is not None and b.metadatas is not None and b.documents is not None
+        encoded = self._encode(b.metadatas, "add")
         existing = set((yield from self._p_existing(b.ids, [])))
         if existing:
             raise DuplicateIdError(self._duplicate_message([i for i in b.ids if i in existing]))
         for s in self._slices(len(b.ids)):
             yield "add", {"ids": b.ids[s], "embeddings": b.vectors[s], "documents": _any(b.documents[s]),
-                          "metadatas": _any([encode_metadata(m) for m in b.metadatas[s]]), "uris": self._uris(b, s)}
+                          "metadatas": _any(encoded[s]), "uris": self._uris(b, s)}
 
     def _p_upsert(self, b: Batch) -> Program:
         assert b.vectors is not None and b.metadatas is not None and b.documents is not None
+        encoded = self._encode(b.metadatas, "upsert")
         for s in self._slices(len(b.ids)):
             ids = b.ids[s]
-            metas = [encode_metadata(m) for m in b.metadatas[s]]
+            metas = encoded[s]
             docs = list(b.documents[s])
             old = yield from self._p_existing(ids, ["metadatas"])
             for i, id_ in enumerate(ids):
@@ -374,9 +392,12 @@ class ChromaCollection(BaseCollection):
         docs = got.get("documents") if "document" in include else None
         return [Record(id_,
                        vecs[i] if vecs is not None else None,
-                       decode_metadata(metas[i]) if metas is not None else None,
+                       self._decode(metas[i]) if metas is not None else None,
                        decode_document(docs[i]) if docs is not None else None)
                 for i, id_ in enumerate(ids)]
+
+    def _decode(self, stored: dict[str, Any] | None) -> dict[str, Any]:
+        return decode_metadata(stored) if self.mapping is None else from_native(stored)
 
     # -- partitions (see the module docstring: offset ranges of Chroma's own order) -----
     def _partitions(self, n: int) -> list[Partition]:
@@ -417,7 +438,7 @@ class ChromaCollection(BaseCollection):
             uris = got.get("uris")
             vecs = self._vectors(uris[i] if uris is not None else None, got["embeddings"][i])
         return [RawHit(id_, dists[j],
-                       decode_metadata(metas[j]) if metas is not None else None,
+                       self._decode(metas[j]) if metas is not None else None,
                        decode_document(docs[j]) if docs is not None else None,
                        vecs[j] if vecs is not None else None)
                 for j, id_ in enumerate(ids)]
