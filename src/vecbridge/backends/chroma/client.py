@@ -64,7 +64,7 @@ from chromadb.config import Settings
 
 from ...base import BaseClient, ErrorRule
 from ...capabilities import Capabilities
-from ...errors import CollectionNotFoundError, InvalidURLError, UnsupportedFeatureError, VecbridgeError
+from ...errors import CollectionNotFoundError, InvalidURLError, UnsupportedFeatureError
 from ...options import Option
 from ...url import URL
 from .collection import CONFIG_KEY, FORMAT, ChromaCollection, stored_config
@@ -299,22 +299,6 @@ class ChromaClient(BaseClient):
         mapping = None if ours else decide_mapping(name, dimension, metric, self.options)
         return ChromaCollection(self, native, dimension, metric, _index_of(hnsw), vecbridge_format=ours,
                                 mapping=mapping)
-
-    def describe_collections(self) -> list[dict[str, Any]]:
-        """Every collection of the database: ``name``, ``layout`` (``vecbridge``/``native``),
-        ``count``, ``dimension``, ``metric``; one that cannot be opened has ``error`` (why, in
-        one line) instead -- listing never fails on one collection."""
-        self._check_open()
-        rows: list[dict[str, Any]] = []
-        for name in self._list_collections():
-            try:
-                coll = self.get_collection(name)
-                rows.append({"name": name, "layout": coll.config["layout"], "count": coll.count(),
-                             "dimension": coll.dimension, "metric": coll.metric})
-            except VecbridgeError as exc:
-                layout = "native"
-                rows.append({"name": name, "layout": layout, "error": str(exc).splitlines()[0][:300]})
-        return rows
 
     def _dimension_from_data(self, native: Any) -> int:
         with self._mapped_errors(f"read the dimension of {native.name!r}"):
