@@ -109,14 +109,15 @@ def collection_lock(location: Hashable, collection: str) -> SharedExclusiveLock:
 
 class AsyncSharedExclusiveLock:
     """The same rule for the coroutines of one event loop (the async API's native writes):
-    many shared holders or one exclusive one, a waiting exclusive holder first.  Not
-    re-entrant: a flow's nested writes (``add`` -> ``_upsert``) run inside the exclusive
-    hold's task, which ``shared`` lets through."""
+    many shared holders or one exclusive one, a waiting exclusive holder first.  The task
+    that holds it exclusively may take it again, shared or exclusive (a default flow's nested
+    writes: ``update`` -> ``_upsert``)."""
 
     def __init__(self) -> None:
         self._cond = asyncio.Condition()
         self._shared = 0
         self._owner: asyncio.Task[Any] | None = None
+        self._depth = 0
         self._waiting = 0
 
     @contextlib.asynccontextmanager
@@ -141,17 +142,20 @@ class AsyncSharedExclusiveLock:
     async def exclusive(self) -> AsyncIterator[None]:
         me = asyncio.current_task()
         async with self._cond:
-            if self._owner is me:
-                raise RuntimeError("an exclusive write inside an exclusive write of the same task")
-            self._waiting += 1
-            try:
-                await self._cond.wait_for(lambda: self._owner is None and not self._shared)
-            finally:
-                self._waiting -= 1
-            self._owner = me
+            if self._owner is not None and self._owner is me:
+                self._depth += 1
+            else:
+                self._waiting += 1
+                try:
+                    await self._cond.wait_for(lambda: self._owner is None and not self._shared)
+                finally:
+                    self._waiting -= 1
+                self._owner, self._depth = me, 1
         try:
             yield
         finally:
             async with self._cond:
-                self._owner = None
-                self._cond.notify_all()
+                self._depth -= 1
+                if not self._depth:
+                    self._owner = None
+                    self._cond.notify_all()
