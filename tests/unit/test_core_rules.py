@@ -129,3 +129,30 @@ def test_exact_top_k_matches_numpy_for_every_metric():
         assert np.allclose(d, np.take_along_axis(full, expect, axis=1))
     d, idx = exact_top_k("l2", q, v[:3], 10)
     assert idx.shape == (4, 3) and math.isfinite(float(d.max()))
+
+
+def test_async_write_lock_is_reentrant_for_its_task_and_excludes_others():
+    import asyncio
+
+    from vecbridge.locks import AsyncSharedExclusiveLock
+
+    async def main() -> list[str]:
+        lock, order = AsyncSharedExclusiveLock(), []
+
+        async def writer() -> None:
+            async with lock.exclusive():
+                async with lock.exclusive():  # a default flow's nested write
+                    async with lock.shared():
+                        order.append("nested")
+                await asyncio.sleep(0.02)
+                order.append("writer done")
+
+        async def reader() -> None:
+            await asyncio.sleep(0.005)  # arrives while the writer holds the lock
+            async with lock.shared():
+                order.append("reader")
+
+        await asyncio.gather(writer(), reader())
+        return order
+
+    assert asyncio.run(main()) == ["nested", "writer done", "reader"]
