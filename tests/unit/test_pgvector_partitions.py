@@ -85,7 +85,9 @@ def test_sampled_split_points_still_cover_everything(client: Any, monkeypatch: p
     monkeypatch.setattr(pg_collection, "SAMPLE_ABOVE", 100)  # sample this small table's blocks
     monkeypatch.setattr(pg_collection, "SAMPLE_PER_PARTITION", 50)
     parts = coll.partitions(5)
-    assert 2 <= len(parts) <= 5
+    # TABLESAMPLE SYSTEM picks whole blocks at random: a small table may give few split points
+    # (even none: one partition), never more than asked; what must hold is the coverage below
+    assert 1 <= len(parts) <= 5
     seen = _read_all(coll, parts, batch_size=400)
     assert sorted(seen) == ids and len(seen) == n
 
