@@ -112,11 +112,11 @@ def row_parts(row: dict[str, Any], include: frozenset[str]) -> tuple[dict[str, A
     return (meta if "metadata" in include else None), doc
 
 
-def vectors_of(rows: Sequence[dict[str, Any]]) -> list[np.ndarray]:
+def vectors_of(rows: Sequence[dict[str, Any]], field: str = VECTOR) -> list[np.ndarray]:
     """float32 vectors of ``rows`` (one conversion for the whole page)."""
     if not rows:
         return []
-    return list(np.asarray([r[VECTOR] for r in rows], dtype=np.float32))
+    return list(np.asarray([r[field] for r in rows], dtype=np.float32))
 
 
 def rows_to_records(rows: Sequence[dict[str, Any]], include: frozenset[str]) -> list[Record]:

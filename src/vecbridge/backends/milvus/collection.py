@@ -124,6 +124,28 @@ class MilvusCollection(BaseCollection):
         self._compiler = Compiler(client.three_valued, doubles=not client.lite)
         self._ordered = LITE_ORDERED if client.lite else {}
 
+    # -- the layout: what a native collection (.native) overrides ---------------------------
+    _key, _vec = ID, VECTOR  # the primary key and the vector field
+
+    def _fields(self, include: frozenset[str]) -> list[str]:
+        return output_fields(include)
+
+    def _records(self, rows: Any, include: frozenset[str]) -> list[Record]:
+        return rows_to_records(rows, include)
+
+    def _ids_cond(self, ids: list[str]) -> str:
+        return ids_expr(ids)
+
+    def _after(self, last: Any) -> str:
+        return f"{ID} > {string_literal(last)}"
+
+    def _everything(self) -> str:
+        return f'{ID} > ""'  # every id is non-empty: this matches all
+
+    def _hit(self, hit: Any, row: dict[str, Any], vector: np.ndarray | None, include: frozenset[str]) -> RawHit:
+        meta, doc = row_parts(row, include)
+        return RawHit(hit["id"], float(hit["distance"]), meta, doc, vector)
+
     def _search_params(self, k: int) -> dict[str, Any]:
         kind = self.index.get("type")
         if kind == "hnsw":  # Milvus wants ef >= k
@@ -193,16 +215,18 @@ class MilvusCollection(BaseCollection):
         found: list[str] = []
         with self._native_call("get"):
             for i in range(0, len(ids), IDS_PER_CALL):
-                rows = self._read(self._n.query, filter=ids_expr(ids[i:i + IDS_PER_CALL]), output_fields=[ID])
-                found += [r[ID] for r in rows]
+                rows = self._read(self._n.query, filter=self._ids_cond(ids[i:i + IDS_PER_CALL]),
+                                  output_fields=[self._key])
+                found += [self._id_of(r[self._key]) for r in rows]
         return found
 
     def _delete(self, ids: list[str] | None, where: Node | None) -> None:
         cond = self._where(where)
         if ids is None:
-            exprs = [cond or f'{ID} > ""']  # every id is non-empty: this matches all
+            exprs = [cond or self._everything()]
         else:
-            exprs = [conjunction([ids_expr(ids[i:i + IDS_PER_CALL]), cond]) for i in range(0, len(ids), IDS_PER_CALL)]
+            exprs = [conjunction([self._ids_cond(ids[i:i + IDS_PER_CALL]), cond])
+                     for i in range(0, len(ids), IDS_PER_CALL)]
         with self._native_call("delete", where):
             for expr in exprs:
                 self._n.delete(self.name, filter=expr, **self._mc.call_options())
@@ -217,45 +241,45 @@ class MilvusCollection(BaseCollection):
     def _get_ids(self, ids: list[str], where: Node | None, include: frozenset[str]) -> list[Record]:
         cond = self._where(where)
         out: list[Record] = []
-        fields = output_fields(include)
+        fields = self._fields(include)
         with self._native_call("get", where):
             for i in range(0, len(ids), IDS_PER_CALL):
-                expr = conjunction([ids_expr(ids[i:i + IDS_PER_CALL]), cond])
-                out += rows_to_records(self._read(self._n.query, filter=expr, output_fields=fields), include)
+                expr = conjunction([self._ids_cond(ids[i:i + IDS_PER_CALL]), cond])
+                out += self._records(self._read(self._n.query, filter=expr, output_fields=fields), include)
         return out
 
     def _walk(self, cond: str, fields: list[str], page: int, after: str | None = None) -> Iterator[list[dict[str, Any]]]:
         """Pages of rows matching ``cond`` in primary-key order: ``id > last``, never an offset."""
         last = after
         while True:
-            expr = conjunction([f"{ID} > {string_literal(last)}" if last is not None else "", cond])
+            expr = conjunction([self._after(last) if last is not None else "", cond])
             rows = self._read(self._n.query, filter=expr, output_fields=fields, limit=page, **self._ordered)
             if not rows:
                 return
             yield rows
             if len(rows) < page:
                 return
-            last = rows[-1][ID]
+            last = rows[-1][self._key]
 
     def _get_page(self, where: Node | None, limit: int | None, offset: int, include: frozenset[str]) -> list[Record]:
-        cond, fields, page = self._where(where), output_fields(include), self._page_rows(include)
+        cond, fields, page = self._where(where), self._fields(include), self._page_rows(include)
         out: list[Record] = []
         with self._native_call("get", where):
             if limit is not None and offset + limit <= WINDOW and limit <= page:
                 rows = self._read(self._n.query, filter=cond, output_fields=fields, limit=limit, offset=offset,
                                   **self._ordered)
-                return rows_to_records(rows, include)
+                return self._records(rows, include)
             last = None
             if offset:  # walk past the offset fetching ids only
-                for rows in self._walk(cond, [ID], WINDOW):
+                for rows in self._walk(cond, [self._key], WINDOW):
                     if offset <= len(rows):
-                        last, offset = rows[offset - 1][ID], 0
+                        last, offset = rows[offset - 1][self._key], 0
                         break
                     offset -= len(rows)
                 if offset:
                     return out
             for rows in self._walk(cond, fields, page, after=last):
-                out += rows_to_records(rows, include)
+                out += self._records(rows, include)
                 if limit is not None and len(out) >= limit:
                     return out[:limit]
         return out
@@ -264,7 +288,7 @@ class MilvusCollection(BaseCollection):
         # Native pages are as large as the read budget allows, whatever the batch size: each
         # Milvus Lite query filters and sorts the whole collection (``id > last`` is not
         # served by an index), so one query per small batch made a scan quadratic.
-        fields = output_fields(include)
+        fields = self._fields(include)
         walk = self._walk("", fields, self._page_rows(include))
         carry: list[dict[str, Any]] = []
         while True:
@@ -276,10 +300,10 @@ class MilvusCollection(BaseCollection):
                 rows, carry = carry + rows[:], []
             full = len(rows) - len(rows) % batch_size
             for i in range(0, full, batch_size):
-                yield rows_to_records(rows[i:i + batch_size], include)
+                yield self._records(rows[i:i + batch_size], include)
             carry = rows[full:]
         if carry:
-            yield rows_to_records(carry, include)
+            yield self._records(carry, include)
 
     def _query(self, vectors: np.ndarray, k: int, where: Node | None, include: frozenset[str]) -> list[list[RawHit]]:
         if k > WINDOW:
@@ -289,7 +313,7 @@ class MilvusCollection(BaseCollection):
                                               f"k={k} with {total} matching records")
             k = max(total, 1)
         cond = self._where(where)
-        fields = [f for f in output_fields(include) if f != ID]
+        fields = [f for f in self._fields(include) if f != self._key]
         params = {"metric_type": METRIC_TYPES[self.metric], "params": self._search_params(k)}
         per_row = 64 + (self.dimension * 4 if "vector" in include else 0) + \
             (8192 if "metadata" in include or "document" in include else 0)
@@ -298,16 +322,15 @@ class MilvusCollection(BaseCollection):
         with self._native_call("query", where):
             for i in range(0, len(vectors), step):
                 res = self._read(self._n.search, data=vectors[i:i + step], filter=cond, limit=k,
-                                 output_fields=fields, search_params=params, anns_field=VECTOR)
+                                 output_fields=fields, search_params=params, anns_field=self._vec)
                 out += [self._hits(hits, include) for hits in res]
         return out
 
-    @staticmethod
-    def _hits(hits: Any, include: frozenset[str]) -> list[RawHit]:
+    def _hits(self, hits: Any, include: frozenset[str]) -> list[RawHit]:
         rows = [h["entity"] for h in hits]
-        vecs = vectors_of(rows) if "vector" in include else None
-        out = []
-        for j, h in enumerate(hits):
-            meta, doc = row_parts(rows[j], include)
-            out.append(RawHit(h["id"], float(h["distance"]), meta, doc, vecs[j] if vecs is not None else None))
-        return out
+        vecs = vectors_of(rows, self._vec) if "vector" in include else None
+        return [self._hit(h, rows[j], vecs[j] if vecs is not None else None, include) for j, h in enumerate(hits)]
+
+    @staticmethod
+    def _id_of(value: Any) -> str:
+        return str(value)
