@@ -276,7 +276,7 @@ class NativeCollection(MilvusCollection):
     def _native_ids(self, ids: list[str], where: str = "ids") -> list[Any]:
         return [id_to_native(i, self.mapping.id_kind, where) for i in ids]
 
-    def _literal(self, value: Any) -> str:
+    def _key_literal(self, value: Any) -> str:
         return str(value) if isinstance(value, int) else string_literal(value)
 
     def _ids_cond(self, ids: list[str]) -> str:
@@ -284,16 +284,13 @@ class NativeCollection(MilvusCollection):
             native = self._native_ids(ids)
         except InvalidRecordError:  # an id the key cannot hold names no record: look up the others
             native = [v for i in ids for v in self._native_ids_or_none(i)]
-        return f"{self._key} in [{', '.join(self._literal(v) for v in native)}]"
+        return f"{self._key} in [{', '.join(self._key_literal(v) for v in native)}]"
 
     def _native_ids_or_none(self, id_: str) -> list[Any]:
         try:
             return self._native_ids([id_])
         except InvalidRecordError:
             return []
-
-    def _after(self, last: Any) -> str:
-        return f"{self._key} > {self._literal(last)}"
 
     def _everything(self) -> str:
         return f"not ({self._key} in [])"
