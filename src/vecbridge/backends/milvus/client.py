@@ -229,6 +229,8 @@ class MilvusClient(BaseClient):
                                "or another program): name another path, or open it with the program that wrote it")
         try:
             with self._mapped_errors(f"connect to {u}"):
+                #: What an AsyncMilvusClient of the same server is made with (.aio).
+                self.connect_args = {"uri": uri, "timeout": self._timeout, **kwargs}
                 self._native = NativeClient(uri=uri, timeout=self._timeout, **kwargs)
                 self.version = str(self._native.get_server_version())
         except BackendError as exc:
@@ -252,6 +254,8 @@ class MilvusClient(BaseClient):
         caps = self.capabilities_declared
         if self.mode == "lite":  # one process opens a Milvus Lite folder at a time (its LOCK file)
             caps = dataclasses.replace(caps, shared_between_processes=False)
+        else:  # AsyncMilvusClient (.aio); Milvus Lite runs on the core's thread pool
+            caps = dataclasses.replace(caps, native_async=True)
         if not self.lite:  # the server compares filter numbers as doubles: integers exact below 2**53
             caps = dataclasses.replace(caps, filter_int_range=(-(2**53) + 1, 2**53 - 1))
         return caps

@@ -72,6 +72,11 @@ class EncodedBatch:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def rows(self, start: int, stop: int) -> list[dict[str, Any]]:
+        """Rows ``start:stop`` for pymilvus's public ``upsert``."""
+        return [{ID: self.ids[i], VECTOR: self.vectors[i], DOCUMENT: self.documents[i], META_FIELD: self.meta[i]}
+                for i in range(start, stop)]
+
     def slices(self, budget: int = REQUEST_BUDGET) -> Iterator[tuple[int, int]]:
         """``(start, stop)`` ranges whose payload stays under ``budget`` bytes (at least one row each)."""
         start, size = 0, 0

@@ -48,7 +48,7 @@ from ...mapping import (
 from ...types import Record
 from ...validation import Batch
 from .codec import METRIC_TYPES, vectors_of
-from .collection import MilvusCollection
+from .collection import MilvusCollection, Program
 from .translator import Compiler, number_literal, string_literal
 
 if TYPE_CHECKING:
@@ -297,6 +297,10 @@ class NativeCollection(MilvusCollection):
 
     # -- writes ----------------------------------------------------------------------------
     def _upsert(self, b: Batch) -> None:
+        with self._native_call("upsert"):
+            self._drive(self._p_upsert(b))
+
+    def _p_upsert(self, b: Batch) -> Program:
         assert b.vectors is not None and b.metadatas is not None and b.documents is not None
         m = self.mapping
         rows = []
@@ -319,10 +323,9 @@ class NativeCollection(MilvusCollection):
         if extra_vectors:
             raise UnsupportedFeatureError(f"collection {self.name!r} has other vector fields "
                                           f"({', '.join(extra_vectors)}) that a record cannot fill; nothing was written")
-        with self._native_call("upsert"):
-            for start in range(0, len(rows), 1000):
-                self._n.upsert(self.name, rows[start:start + 1000], **self._mc.call_options())
-                self._mc.wrote(self.name, 0)  # no timestamp asked for: the next read is Strong
+        for start in range(0, len(rows), 1000):
+            yield "upsert", (self.name, rows[start:start + 1000]), self._mc.call_options()
+            self._mc.wrote(self.name, 0)  # no timestamp asked for: the next read is Strong
 
     def _meta_row(self, meta: dict[str, Any], i: int, id_: str) -> dict[str, Any]:
         m = self.mapping
