@@ -42,7 +42,7 @@ from pymilvus import MilvusClient as NativeClient  # renamed: ours has the same 
 
 from ...base import BaseClient
 from ...capabilities import Capabilities
-from ...errors import BackendError, BackendLockedError, InvalidURLError, UnsupportedFeatureError
+from ...errors import BackendError, BackendLockedError, InvalidURLError, UnsupportedFeatureError, VecbridgeError
 from ...options import Option
 from ...url import URL
 from .codec import (
@@ -56,6 +56,7 @@ from .codec import (
     stored_metadata_bytes,
 )
 from .collection import MilvusCollection, config_from, config_property
+from . import native
 from .failures import ERRORS
 from .session import READ_TIMESTAMPS, READ_TIMESTAMPS_LOCK, WRITE_COUNTS
 from .translator import META_FIELD
@@ -75,7 +76,17 @@ OPTIONS = (
     Option("timeout", "float", minimum=0, doc="seconds per request"),
     Option("consistency", default="session", choices=("session", "strong"),
            doc="read your own writes (session) or everybody's (strong)"),
+    # the mapping of a collection vecbridge did not create (vecbridge.mapping.decide; CONTRACT §7)
+    Option("id_field", doc="a native collection's key field (default: its primary key)"),
+    Option("vector_field", doc="a native collection's vector field (default: its only one)"),
+    Option("document_field", doc="a native collection's document field (default: document, text, content, "
+           "page_content)"),
+    Option("metadata_field", doc="a native collection's JSON metadata field (default: metadata, meta, cmetadata)"),
+    Option("metadata_fields", doc="a native collection's metadata fields, comma-separated (default: every other one)"),
+    Option("metric", choices=("cosine", "l2", "ip"), doc="a native collection's metric (default: its index's)"),
+    Option("layout", doc="the layout to expect: vecbridge or native"),
 )
+_MAPPING = ("id_field", "vector_field", "document_field", "metadata_field", "metadata_fields", "metric", "layout")
 _STRONG = None  # read-state: the next read must be Strong
 
 
@@ -119,6 +130,13 @@ def _locked_error(path: str) -> BackendLockedError:
         "process open a database at a time); close the other process, or serve the database to both: run "
         f"`milvus-lite server --data-dir {path} --host 127.0.0.1 --port 19530` (or use a Milvus server) and "
         "connect every process with milvus://127.0.0.1:19530")
+
+
+def _is_vecbridge(desc: dict[str, Any], fields: dict[str, Any]) -> bool:
+    """Whether a collection has vecbridge's fields (else it is a native one: .native)."""
+    wanted = {ID: DataType.VARCHAR, VECTOR: DataType.FLOAT_VECTOR, DOCUMENT: DataType.VARCHAR, META_FIELD: DataType.JSON}
+    return len(fields) == len(wanted) and all(n in fields and fields[n]["type"] == t for n, t in wanted.items()) and \
+        bool(fields[ID].get("is_primary"))
 
 
 def _full_spec(index: dict[str, Any]) -> dict[str, Any]:
@@ -169,6 +187,7 @@ class MilvusClient(BaseClient):
         options = self.options
         u = self.url
         self._timeout = options["timeout"]
+        self.mapping_options = {k: options[k] for k in _MAPPING}
         self._always_strong = options["consistency"] == "strong"
         kwargs: dict[str, Any] = {"db_name": str(options["db"] or options["db_name"] or "")}
         if u.host:
@@ -210,6 +229,8 @@ class MilvusClient(BaseClient):
                                "or another program): name another path, or open it with the program that wrote it")
         try:
             with self._mapped_errors(f"connect to {u}"):
+                #: What an AsyncMilvusClient of the same server is made with (.aio).
+                self.connect_args = {"uri": uri, "timeout": self._timeout, **kwargs}
                 self._native = NativeClient(uri=uri, timeout=self._timeout, **kwargs)
                 self.version = str(self._native.get_server_version())
         except BackendError as exc:
@@ -233,6 +254,8 @@ class MilvusClient(BaseClient):
         caps = self.capabilities_declared
         if self.mode == "lite":  # one process opens a Milvus Lite folder at a time (its LOCK file)
             caps = dataclasses.replace(caps, shared_between_processes=False)
+        else:  # AsyncMilvusClient (.aio); Milvus Lite runs on the core's thread pool
+            caps = dataclasses.replace(caps, native_async=True)
         if not self.lite:  # the server compares filter numbers as doubles: integers exact below 2**53
             caps = dataclasses.replace(caps, filter_int_range=(-(2**53) + 1, 2**53 - 1))
         return caps
@@ -331,13 +354,8 @@ class MilvusClient(BaseClient):
         with self._mapped_errors(f"describe collection {name!r}"):
             desc = self._native.describe_collection(name, **self.call_options())
             fields = {f["name"]: f for f in desc.get("fields", [])}
-            wanted = {ID: DataType.VARCHAR, VECTOR: DataType.FLOAT_VECTOR, DOCUMENT: DataType.VARCHAR,
-                      META_FIELD: DataType.JSON}
-            if any(n not in fields or fields[n]["type"] != t for n, t in wanted.items()):
-                shown = ", ".join(f"{n} {getattr(f['type'], 'name', f['type'])}" for n, f in fields.items())
-                raise UnsupportedFeatureError(
-                    f"milvus collection {name!r} was not created by vecbridge (fields: {shown}); vecbridge needs "
-                    f"{ID} VARCHAR primary key, {VECTOR} FLOAT_VECTOR, {DOCUMENT} VARCHAR and {META_FIELD} JSON")
+            if not _is_vecbridge(desc, fields) or self.mapping_options["layout"] == "native":
+                return native.open_native(self, name, desc)
             dimension = int(fields[VECTOR]["params"]["dim"])
             info = self._native.describe_index(name, VECTOR, **self.call_options()) or {}
             metric = {v: k for k, v in METRIC_TYPES.items()}.get(str(info.get("metric_type", "")).upper())
@@ -364,6 +382,23 @@ class MilvusClient(BaseClient):
         state = self._native.get_load_state(name, **self.call_options())
         if "NotLoad" in str(state.get("state", "")):
             self._native.load_collection(name, **self.call_options())
+
+    def describe_collections(self) -> list[dict[str, Any]]:
+        """Every collection: ``name``, ``layout`` (``vecbridge`` or ``native``) and ``error``, the
+        reason one cannot be opened (``None`` when it can); listing never fails on one of them."""
+        out = []
+        for name in self.list_collections():
+            entry: dict[str, Any] = {"name": name, "layout": None, "error": None}
+            try:
+                with self._mapped_errors(f"describe collection {name!r}"):
+                    desc = self._native.describe_collection(name, **self.call_options())
+                entry["layout"] = "vecbridge" if _is_vecbridge(desc, {f["name"]: f for f in desc.get("fields", [])}) \
+                    else "native"
+                self.get_collection(name)
+            except VecbridgeError as exc:
+                entry["error"] = str(exc)
+            out.append(entry)
+        return out
 
     def _delete_collection(self, name: str) -> None:
         with self._mapped_errors(f"drop collection {name!r}"):

@@ -72,6 +72,11 @@ class EncodedBatch:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def rows(self, start: int, stop: int) -> list[dict[str, Any]]:
+        """Rows ``start:stop`` for pymilvus's public ``upsert``."""
+        return [{ID: self.ids[i], VECTOR: self.vectors[i], DOCUMENT: self.documents[i], META_FIELD: self.meta[i]}
+                for i in range(start, stop)]
+
     def slices(self, budget: int = REQUEST_BUDGET) -> Iterator[tuple[int, int]]:
         """``(start, stop)`` ranges whose payload stays under ``budget`` bytes (at least one row each)."""
         start, size = 0, 0
@@ -112,11 +117,11 @@ def row_parts(row: dict[str, Any], include: frozenset[str]) -> tuple[dict[str, A
     return (meta if "metadata" in include else None), doc
 
 
-def vectors_of(rows: Sequence[dict[str, Any]]) -> list[np.ndarray]:
+def vectors_of(rows: Sequence[dict[str, Any]], field: str = VECTOR) -> list[np.ndarray]:
     """float32 vectors of ``rows`` (one conversion for the whole page)."""
     if not rows:
         return []
-    return list(np.asarray([r[VECTOR] for r in rows], dtype=np.float32))
+    return list(np.asarray([r[field] for r in rows], dtype=np.float32))
 
 
 def rows_to_records(rows: Sequence[dict[str, Any]], include: frozenset[str]) -> list[Record]:

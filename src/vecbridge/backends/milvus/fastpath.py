@@ -191,7 +191,5 @@ class Writer:
                 _disable(f"the fast upsert failed: {type(exc).__name__}: {exc}")
             else:
                 return int(getattr(result, "timestamp", 0) or 0)
-        rows = [{ID: e.ids[i], VECTOR: e.vectors[i], DOCUMENT: e.documents[i], META_FIELD: e.meta[i]}
-                for i in range(start, stop)]
-        self._native.upsert(self._name, rows, **self._opts)
+        self._native.upsert(self._name, e.rows(start, stop), **self._opts)
         return 0
