@@ -105,9 +105,15 @@ def test_known_names_selected_or_not_and_strict_xfail(tmp_path: Path) -> None:
 
 def test_builtin_forms_are_the_conformance_run() -> None:
     """The plugin's list of vecbridge's own forms is the conformance conftest's BACKENDS."""
-    import conftest as conformance  # tests/conformance/conftest.py (this folder's)
+    import importlib.util
 
     from vecbridge.testing.plugin import BUILTIN_FORMS
+
+    # this folder's conftest.py, by path: in a whole-suite run "conftest" may name another one
+    spec = importlib.util.spec_from_file_location("vb_conformance_conftest", Path(__file__).with_name("conftest.py"))
+    assert spec is not None and spec.loader is not None
+    conformance = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conformance)
 
     assert set(BUILTIN_FORMS) == set(conformance.BACKENDS) | {"qdrant-server"}
 

@@ -47,7 +47,8 @@ class EmbeddingServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with server._lock:
-                    server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                    server.requests.append({"path": self.path, "body": body,
+                                            "headers": {k.lower(): v for k, v in self.headers.items()}})
                     failure = server.fail_next.pop(0) if server.fail_next else None
                 if self.path.rstrip("/") != "/v1/embeddings":
                     return self._answer(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})

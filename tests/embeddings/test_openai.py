@@ -98,7 +98,7 @@ def test_the_key_reaches_no_repr_spec_log_or_file(server, tmp_path, caplog):
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
-    assert server.requests[0]["headers"]["Authorization"] == f"Bearer {KEY}"  # it was sent, though
+    assert server.requests[0]["headers"]["authorization"] == f"Bearer {KEY}"  # it was sent, though
 
 
 def test_a_spec_never_holds_a_secret():

@@ -1,8 +1,9 @@
 """A migration copies a collection's configuration (``coll.config``) to the target it creates.
 
-FAISS does not store a configuration yet, so the test registers a small FAISS plugin that
-keeps it in a JSON file beside the collection's folder; what arrives is read from that
-file, not through the code under test.
+The test registers a small FAISS plugin that keeps the configuration in a JSON file beside
+the collection's folder, so that what arrives is read from that file, not through the code
+under test; and one that cannot store a configuration at all (the core's default hooks, as a
+third-party backend may have).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from migrate_helpers import assert_holds, fill, make_records
 
 import vecbridge
 from vecbridge.backends.faiss import FaissClient
+from vecbridge.base import BaseCollection
 from vecbridge.backends.faiss.collection import FaissCollection
 
 pytest.importorskip("faiss")
@@ -52,9 +54,32 @@ class ConfigClient(FaissClient):
         return self._with_config(super()._get_collection(name))
 
 
+class NoConfigCollection(FaissCollection):
+    """A backend without configuration hooks: the core's defaults."""
+
+    _read_config = BaseCollection._read_config
+    _write_config = BaseCollection._write_config
+
+
+class NoConfigClient(FaissClient):
+    backend_name = "noconfigfaiss"
+
+    def _create_collection(self, *args: Any) -> Any:
+        coll = super()._create_collection(*args)
+        coll.__class__ = NoConfigCollection
+        return coll
+
+    def _get_collection(self, name: str) -> Any:
+        coll = super()._get_collection(name)
+        if coll is not None:
+            coll.__class__ = NoConfigCollection
+        return coll
+
+
 @pytest.fixture(autouse=True)
 def _plugin() -> None:
     vecbridge.register_backend(SCHEME, ConfigClient)
+    vecbridge.register_backend("noconfigfaiss", NoConfigClient)
 
 
 def _source(folder: Path) -> Any:
@@ -81,8 +106,8 @@ def test_the_configuration_arrives_on_the_target(tmp_path):
 
 def test_a_target_that_cannot_store_it_still_gets_the_records(tmp_path):
     records = _source(tmp_path / "a")
-    report = vecbridge.migrate(f"{SCHEME}:///{tmp_path / 'a'}?collection=docs", f"faiss:///{tmp_path / 'b'}",
-                               verify="full", checkpoint=False)
+    report = vecbridge.migrate(f"{SCHEME}:///{tmp_path / 'a'}?collection=docs",
+                               f"noconfigfaiss:///{tmp_path / 'b'}", verify="full", checkpoint=False)
     assert report.verification.ok
     assert any("embedding, note" in n and "not copied" in n for n in report.notes), report.notes
     with vecbridge.connect(f"faiss:///{tmp_path / 'b'}") as client:

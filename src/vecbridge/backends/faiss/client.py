@@ -100,7 +100,7 @@ class FaissClient(BaseClient):
         return replace(self.capabilities_declared, shared_between_processes=False, persistent=False)
 
     def _mapped_errors(self, action: str) -> contextlib.AbstractContextManager[None]:
-        return mapped_errors(action, self._root)
+        return mapped_errors(action, self._root, self.backend_name, self.error_map)
 
     @staticmethod
     def _flush_all(open_: dict[str, FaissCollection]) -> None:

@@ -204,7 +204,7 @@ class FaissCollection(BaseCollection):
         self._cache_bytes = 0
 
     def _mapped_errors(self, action: str) -> contextlib.AbstractContextManager[None]:
-        return mapped_errors(action, self._dir)
+        return mapped_errors(action, self._dir, self._client.backend_name, self._client.error_map)
 
     # -- configuration (the info table, see client.py) ------------------------------
     def _read_config(self) -> dict[str, Any] | None:

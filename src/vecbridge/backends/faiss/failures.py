@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +43,12 @@ ERRORS: tuple[ErrorRule, ...] = (
 
 
 @contextlib.contextmanager
-def mapped_errors(action: str, folder: Path | None) -> Iterator[None]:
-    """:func:`native_errors` with :data:`ERRORS`; a locked SQLite file is reported with the
-    folder it is in and what to do."""
+def mapped_errors(action: str, folder: Path | None, backend: str = "faiss",
+                  table: Sequence[ErrorRule] = ERRORS) -> Iterator[None]:
+    """:func:`native_errors` with the client's table (:data:`ERRORS` unless a subclass has its
+    own); a locked SQLite file is reported with the folder it is in and what to do."""
     try:
-        with native_errors("faiss", action, ERRORS):
+        with native_errors(backend, action, table):
             yield
     except BackendLockedError as exc:
         cause = exc.__cause__
@@ -56,5 +57,5 @@ def mapped_errors(action: str, folder: Path | None) -> Iterator[None]:
         from .store import BUSY_TIMEOUT
 
         raise BackendLockedError(
-            f"faiss: {action} failed: the records of {folder} are locked by another process (SQLite waited "
+            f"{backend}: {action} failed: the records of {folder} are locked by another process (SQLite waited "
             f"{BUSY_TIMEOUT:g} s: {cause}); retry when that process has finished writing, or close it") from cause
