@@ -199,12 +199,15 @@ class AsyncCollection:
 class AsyncClient:
     """The async twin of a :class:`~vecbridge.Client`; ``async with`` closes it."""
 
-    def __init__(self, sync: BaseClient, *, threads: int | None = None, owns_sync: bool = True):
+    def __init__(self, sync: BaseClient, *, threads: int | None = None, owns_sync: bool = True,
+                 native: bool = True):
         self._sync = sync
         self._owns_sync = owns_sync  # closing this client closes the sync one too
         self._pool = ThreadPoolExecutor(max_workers=threads or min(32, (os.cpu_count() or 1) + 4),
                                         thread_name_prefix=f"vecbridge-{sync.backend_name}")
-        self._hooks_class = _native_hooks_class(sync)
+        # native=False: the sync hooks on the thread pool even where the backend has async ones
+        # (for a caller that cannot close the client before its event loop ends)
+        self._hooks_class = _native_hooks_class(sync) if native else None
         self._native_state: Any = None  # what a backend's AsyncHooks share per client (its async client)
 
     url = property(lambda self: self._sync.url)
@@ -246,6 +249,16 @@ class AsyncClient:
     async def delete_collection(self, name: str) -> None:
         await self._offload(self._sync.delete_collection, name)
 
+    def abandon(self) -> None:
+        """Free what this client holds when its event loop has ended (so ``close`` cannot be
+        awaited): the thread pool, and the backend's native connections where it can close them
+        without a loop.  The sync client stays open."""
+        state, self._native_state = self._native_state, None
+        abandon = getattr(state, "abandon", None)
+        if abandon is not None:
+            abandon()
+        self._pool.shutdown(wait=False)
+
     async def close(self) -> None:
         state, self._native_state = self._native_state, None
         aclose = getattr(state, "aclose", None)
@@ -262,7 +275,7 @@ class AsyncClient:
         await self.close()
 
 
-def wrap(obj: BaseClient | BaseCollection, *, threads: int | None = None) -> Any:
+def wrap(obj: BaseClient | BaseCollection, *, threads: int | None = None, native: bool = True) -> Any:
     """The async twin of an open sync client (an :class:`AsyncClient`) or collection (an
     :class:`AsyncCollection`), on the same connection and data — an in-memory database too.
     Closing the twin frees only its own resources; the sync object stays open.
@@ -270,10 +283,10 @@ def wrap(obj: BaseClient | BaseCollection, *, threads: int | None = None) -> Any
     A collection's twin is returned by a coroutine (``await vecbridge.aio.wrap(coll)``): its
     configuration is read off the loop first."""
     if isinstance(obj, BaseCollection):
-        aclient = AsyncClient(obj._client, threads=threads, owns_sync=False)
+        aclient = AsyncClient(obj._client, threads=threads, owns_sync=False, native=native)
         return aclient._wrap(obj)
     if isinstance(obj, BaseClient):
-        return AsyncClient(obj, threads=threads, owns_sync=False)
+        return AsyncClient(obj, threads=threads, owns_sync=False, native=native)
     raise TypeError(f"wrap takes a vecbridge client or collection, not {type(obj).__name__}")
 
 

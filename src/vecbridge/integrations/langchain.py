@@ -181,8 +181,9 @@ class _PerLoop:
         self.coll: vecbridge.aio.AsyncCollection | None = None
 
     def release(self) -> None:
-        # Only the thread pool: the sync client underneath is the store's, closed by the store.
-        self.client._pool.shutdown(wait=False)
+        # The loop has ended: free the thread pool and the native connections; the sync client
+        # underneath is the store's, closed by the store.
+        self.client.abandon()
 
 
 class VecbridgeVectorStore(VectorStore):
@@ -318,7 +319,9 @@ class VecbridgeVectorStore(VectorStore):
         if state is None or state.loop is not loop:
             if state is not None:
                 state.release()
-            state = self._async = _PerLoop(loop, vecbridge.aio.AsyncClient(self._client))
+            # LangChain gives no hook at the end of an event loop, so nothing native can be closed
+            # in time: the collection's sync hooks run on the async client's thread pool
+            state = self._async = _PerLoop(loop, vecbridge.aio.wrap(self._client, native=False))
         if state.coll is not None:
             return state.coll
         if self._collection is not None:

@@ -64,6 +64,12 @@ class _State:
     async def aclose(self) -> None:
         await self.pool.close()
 
+    def abandon(self) -> None:
+        """Close the pool's idle connections without a loop (the loop that opened them has
+        ended): libpq's own close, so the server's connection slots are freed at once."""
+        for conn in list(getattr(self.pool, "_pool", ())):  # psycopg_pool's idle connections
+            conn.pgconn.finish()
+
 
 class AsyncHooks:
     """The async hooks of one collection: its programs, run on the AsyncClient's pool."""
