@@ -28,7 +28,7 @@ langchain   pgvector   langchain-postgres 0.0.19 (``PGVector``)      ``langchain
                                                                      named in ``langchain_pg_collection``
 llamaindex  chroma     llama-index-vector-stores-chroma 0.6          Chroma's ids, documents, metadata
 llamaindex  qdrant     llama-index-vector-stores-qdrant 0.10         point id / in ``_node_content`` /
-                                                                     payload keys / ``text-dense``
+                                                                     payload keys / unnamed
 llamaindex  milvus     llama-index-vector-stores-milvus 1.2          ``id`` / ``text`` / dynamic fields /
                                                                      ``embedding``
 llamaindex  pgvector   llama-index-vector-stores-postgres 0.9        table ``data_<name>``: ``node_id`` /
@@ -165,7 +165,9 @@ class FrameworkLayout:
                 raise InvalidMetadataError(f"record {id_!r}: the metadata key '_node_content' is not a LlamaIndex node "
                                            "(a JSON object); fix it or leave the key out")
         node["id_"] = id_
-        node["metadata"] = user
+        # the node's own key order first: an unchanged node gives the same _node_content string
+        old = node.get("metadata") if isinstance(node.get("metadata"), dict) else {}
+        node["metadata"] = {**{k: user[k] for k in old if k in user}, **user}
         node["embedding"] = None
         text = document if document is not None else ""
         if self.text_in_node:
@@ -213,8 +215,8 @@ FRAMEWORK_LAYOUTS: dict[tuple[str, str], FrameworkLayout] = {(lay.layout, lay.ba
     _at("langchain", "pgvector", "langchain-postgres 0.0.19", ("id", "embedding", "document", "cmetadata"), "cosine",
         tables={"collections": "langchain_pg_collection", "embeddings": "langchain_pg_embedding"}),
     _at("llamaindex", "chroma", "llama-index-vector-stores-chroma 0.6", (None, None, None, None), "l2"),
-    _at("llamaindex", "qdrant", "llama-index-vector-stores-qdrant 0.10", (None, "text-dense", None, None), "cosine",
-        text_in_node=True),
+    _at("llamaindex", "qdrant", "llama-index-vector-stores-qdrant 0.10", (None, None, None, None), "cosine",
+        text_in_node=True, notes=("the unnamed vector; the hybrid store (enable_hybrid=True) names it text-dense",)),
     _at("llamaindex", "milvus", "llama-index-vector-stores-milvus 1.2", ("id", "embedding", "text", None), "ip",
         key_field="doc_id"),
     _at("llamaindex", "pgvector", "llama-index-vector-stores-postgres 0.9", ("node_id", "embedding", "text",
@@ -246,6 +248,8 @@ def detect(backend: str, names: Iterable[str]) -> str | None:
         return "langchain"
     if backend == "milvus" and {"pk", "text", "vector"} <= have:
         return "langchain"
+    if backend == "milvus" and {"id", "doc_id", "text", "embedding"} <= have:  # its node keys are dynamic fields
+        return "llamaindex"
     if backend == "pgvector" and {"collection_id", "document", "cmetadata", "embedding"} <= have:
         return "langchain"
     return None

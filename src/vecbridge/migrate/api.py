@@ -65,13 +65,17 @@ def _check_all(src: Side, tgt: Side, plan: Plan, progress: Progress) -> None:
     progress.finish()
 
 
+_SOURCE_ONLY = ("mapping", "file")
+
+
 def _carried_config(coll: Any) -> dict[str, Any]:
     """The entries of a collection's configuration that a copy carries: all but the ones the
-    target's creation decides (dimension, metric, index, layout)."""
+    target's creation decides (dimension, metric, index, layout) and those that describe where the
+    source's records live (``mapping``, ``file``: a native collection's, not the target's)."""
     config = getattr(coll, "config", None)
     if not isinstance(config, dict):
         return {}
-    return {k: v for k, v in config.items() if k not in CONFIG_KEYS}
+    return {k: v for k, v in config.items() if k not in CONFIG_KEYS and k not in _SOURCE_ONLY}
 
 
 def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int | None = None,
