@@ -166,8 +166,9 @@ class FrameworkLayout:
                                            "(a JSON object); fix it or leave the key out")
         node["id_"] = id_
         # the node's own key order first: an unchanged node gives the same _node_content string
-        old = node.get("metadata") if isinstance(node.get("metadata"), dict) else {}
-        node["metadata"] = {**{k: user[k] for k in old if k in user}, **user}
+        old = node.get("metadata")
+        order = list(old) if isinstance(old, dict) else []
+        node["metadata"] = {**{k: user[k] for k in order if k in user}, **user}
         node["embedding"] = None
         text = document if document is not None else ""
         if self.text_in_node:
