@@ -39,6 +39,7 @@ from qdrant_client import models
 from ...base import BaseCollection, RawHit
 from ...errors import UnsupportedFeatureError
 from ...filters import Node
+from ...mapping import Conversions
 from ...types import Partition, Record
 from ...validation import Batch
 from . import partitions as parts
@@ -177,8 +178,9 @@ class QdrantCollection(BaseCollection):
                        batch_size)
 
     # -- writes ------------------------------------------------------------------------
-    def _write_parts(self, b: Batch) -> tuple[list[Any], Any, list[dict[str, Any]]]:
-        """The point ids, vectors (as ``upload_collection``/``Batch`` take them) and payloads of a batch."""
+    def _write_parts(self, b: Batch, conv: Conversions | None = None) -> tuple[list[Any], Any, list[dict[str, Any]]]:
+        """The point ids, vectors (as ``upload_collection``/``Batch`` take them) and payloads of a batch
+        (``conv``: where a layout counts its conversions; ``None``: the collection's own count)."""
         assert b.vectors is not None and b.metadatas is not None and b.documents is not None
         raw = pl.encode_vectors(b.vectors) if self._raw_in_payload else None
         payloads = pl.encode_payloads(b.ids, b.metadatas, b.documents, raw)

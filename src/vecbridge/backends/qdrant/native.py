@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,6 +43,7 @@ from ...errors import InvalidMetadataError, InvalidRecordError, UnsupportedFeatu
 from ...filters import Node
 from ...mapping import (
     CollectionMapping,
+    Conversions,
     Field,
     NativeSchema,
     decide,
@@ -118,7 +120,15 @@ def mapping_of(name: str, vectors: Any, payloads: list[Mapping[str, Any]], optio
     if options.get("id_field"):
         raise UnsupportedFeatureError(f"qdrant collection {name!r}: ids are Qdrant's point ids; id_field does not "
                                       "apply to Qdrant")
-    return decide(describe(name, vectors, payloads, options), options)
+    mapping = decide(describe(name, vectors, payloads, options), options)
+    if mapping.metric == "cosine":  # what this layout gives up, said where the mapping is described
+        mapping = replace(mapping, notes=(*mapping.notes, COSINE_NOTE))
+    return mapping
+
+
+#: What a cosine collection in a native (or framework) layout gives up.
+COSINE_NOTE = ("vectors: Qdrant keeps cosine vectors normalised; they come back as unit vectors (no copy of the "
+               "vector as written is kept in the payload)")
 
 
 def quote(segment: str, key: str) -> str:
@@ -197,6 +207,8 @@ class NativeQdrantCollection(QdrantCollection):
         self._native_vectors = True
         self._paths = NativePaths(mapping)
         self._doc = mapping.document_field
+        #: Every conversion of :func:`to_metadata` on read and of the layout on write, by rule.
+        self.conversions = Conversions()
 
     def _filter(self, where: Node | None) -> models.Filter | None:
         return to_filter(where, self._paths)
@@ -241,12 +253,22 @@ class NativeQdrantCollection(QdrantCollection):
     def _metadata(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         rest = {k: v for k, v in payload.items() if k != self._doc and not k.startswith("_vb")}
         inner = rest.pop(self.mapping.metadata_field, None) if self.mapping.metadata_field else None
-        meta = to_metadata(rest)
+        meta = to_metadata(rest, self.conversions)
         if isinstance(inner, Mapping):
-            meta.update(to_metadata(inner))
+            meta.update(to_metadata(inner, self.conversions))
         return meta
 
-    def _write_parts(self, b: Batch) -> tuple[list[Any], Any, list[dict[str, Any]]]:
+    def _vb_check_batch(self, batch: Batch) -> None:
+        """The checks of the write path for ``batch`` (ids a point cannot have, keys that cannot
+        nest, documents without a key), raising what a write would; nothing is written or read."""
+        n = len(batch.ids)
+        full = replace(batch, vectors=batch.vectors if batch.vectors is not None else np.zeros((n, self.dimension),
+                                                                                             dtype=np.float32),
+                       metadatas=batch.metadatas if batch.metadatas is not None else [{}] * n,
+                       documents=batch.documents if batch.documents is not None else [None] * n)
+        self._write_parts(full, Conversions())  # counted apart: the write counts its own
+
+    def _write_parts(self, b: Batch, conv: Conversions | None = None) -> tuple[list[Any], Any, list[dict[str, Any]]]:
         assert b.vectors is not None and b.metadatas is not None and b.documents is not None
         pids = self._point_ids(b.ids)
         outer = self.mapping.metadata_field
