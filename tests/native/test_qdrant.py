@@ -112,7 +112,9 @@ def test_listing_never_fails(world, capsys):
     n = data.names()
     assert set(n.values()) <= set(client.list_collections())
     rows = {r["name"]: r for r in client.describe_collections()}
-    assert all(rows[name]["layout"] == "native" for name in n.values())
+    # the page_content/metadata payload is LangChain's (langchain-qdrant's layout, detected by its keys)
+    assert {name: rows[name]["layout"] for name in n.values()} == {
+        name: "langchain" if k == "uuids" else "native" for k, name in n.items()}
     assert "error" not in rows[n["ints"]] and "error" not in rows[n["uuids"]]
     assert "several vector fields (img, txt)" in rows[n["named"]]["error"]
     assert "no dense vector" in rows[n["sparse"]]["error"]

@@ -64,12 +64,14 @@ from ...errors import (
     UnsupportedFeatureError,
     VecbridgeError,
 )
+from ...layouts import FRAMEWORKS, detect, framework_layout
 from ...mapping import LAYOUTS, MAPPING_OPTIONS
 from ...options import Option
 from ...types import METRICS
 from ...url import URL, redact
 from .collection import FORMAT, META_KEY, QdrantCollection, stored_config
 from .errortable import ERROR_MAP, detail
+from .layouts import FrameworkQdrantCollection, create_framework, framework_mapping
 from .native import SAMPLE, NativeQdrantCollection, mapping_of
 from .payload import ID_KEY
 
@@ -86,7 +88,7 @@ OPTIONS = (
     Option("metadata_field", doc="a payload key whose object holds the metadata"),
     Option("metadata_fields", doc="payload keys kept at the top level (a comma list)"),
     Option("metric", choices=METRICS, doc="the metric (must agree with the collection's distance)"),
-    Option("layout", choices=LAYOUTS, doc="the layout to create (vecbridge or native) or expect"),
+    Option("layout", choices=LAYOUTS, doc="the layout to create or expect: vecbridge, native, langchain, llamaindex"),
     Option("id_field", doc="not for Qdrant: ids are the point ids"),
 )
 _DRIVERS = {None: (False, False), "http": (False, False), "https": (True, False), "grpc": (False, True),
@@ -248,7 +250,7 @@ class QdrantClient(BaseClient):
                 with self._mapped_errors("get_collection"):
                     config = self._native.get_collection(name).config
                 row["layout"] = stored_config(config.metadata).get("layout", "native")
-                self._open(name, config)
+                row["layout"] = self._open(name, config)._layout  # a framework's, where its keys show it
             except VecbridgeError as exc:
                 row["error"] = str(exc)
             rows.append(row)
@@ -256,9 +258,7 @@ class QdrantClient(BaseClient):
 
     def _create_collection(self, name: str, dimension: int, metric: str, index: dict[str, Any]) -> QdrantCollection:
         layout = self.options.get("layout") or "vecbridge"
-        if layout not in ("vecbridge", "native"):
-            raise UnsupportedFeatureError(f"the qdrant backend creates collections in the layouts vecbridge and "
-                                          f"native, not {layout!r}")
+        framework = framework_layout(layout, "qdrant") if layout in FRAMEWORKS else None
         spec = {"type": "hnsw"} if index["type"] == "default" else dict(index)
         if spec["type"] == "flat":
             hnsw = models.HnswConfigDiff(m=0)  # no graph to build: every search scans, exactly
@@ -267,14 +267,18 @@ class QdrantClient(BaseClient):
         try:
             with self._mapped_errors("create_collection"):
                 params = models.VectorParams(size=dimension, distance=_DISTANCE[metric])
-                named = self.options.get("vector_field") if layout == "native" else None
-                self._native.create_collection(  # native: the vector named by ?vector_field=, if any
-                    name, vectors_config={named: params} if named else params,
-                    hnsw_config=hnsw, metadata={META_KEY: {"format": FORMAT, "index": spec, "layout": layout}})
+                metadata = {META_KEY: {"format": FORMAT, "index": spec, "layout": layout}}
+                if framework is not None:  # as the official package creates it (layouts.py)
+                    create_framework(self, framework, name, params, hnsw, metadata)
+                else:
+                    named = self.options.get("vector_field") if layout == "native" else None
+                    self._native.create_collection(  # native: the vector named by ?vector_field=, if any
+                        name, vectors_config={named: params} if named else params, hnsw_config=hnsw,
+                        metadata=metadata)
         except CollectionExistsError as exc:  # created by someone else since the core's check
             raise CollectionExistsError(f"collection {name!r} exists already on qdrant ({self.url}); open it with "
                                         "get_collection") from exc.__cause__
-        if layout == "native":
+        if layout != "vecbridge":
             with self._mapped_errors("get_collection"):
                 return self._open(name, self._native.get_collection(name).config)
         return QdrantCollection(self, name, dimension, metric, spec, managed=True, using=None)
@@ -298,6 +302,11 @@ class QdrantClient(BaseClient):
             if not kept and points and all(ID_KEY in (p.payload or {}) for p in points):
                 layout = "vecbridge"  # written by vecbridge on a server that keeps no collection metadata
         wanted = self.options.get("layout")
+        if layout == "native" and not kept:
+            # made by another client: the URL's framework layout (an empty collection shows none),
+            # else the one its payload keys show (LangChain's, LlamaIndex's), else plain native
+            found = detect("qdrant", {k for p in points for k in (p.payload or {})})
+            layout = wanted if wanted in (*FRAMEWORKS, "native") else (found or "native")
         if wanted and wanted != layout:
             raise UnsupportedFeatureError(f"qdrant collection {name!r} has the layout {layout!r}, not {wanted!r} "
                                           "(the URL's layout=)")
@@ -310,6 +319,10 @@ class QdrantClient(BaseClient):
             return QdrantCollection(self, name, int(vectors.size), _METRIC[vectors.distance], spec, managed=True,
                                     using=None)
         options = {k: self.options.get(k) for k in MAPPING_OPTIONS}
+        if layout in FRAMEWORKS:
+            payloads = [p.payload or {} for p in points]
+            mapping = framework_mapping(framework_layout(layout, "qdrant"), name, vectors, payloads, options)
+            return FrameworkQdrantCollection(self, name, mapping, spec)
         if kept and not options.get("document_field"):
             options["document_field"] = "document"  # created native by vecbridge: where its documents go
         mapping = mapping_of(name, vectors, [p.payload or {} for p in points], options)

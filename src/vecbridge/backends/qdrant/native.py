@@ -14,8 +14,10 @@ metadata.  Ids are the point ids: ``42`` reads as ``"42"``, a UUID as its canoni
 
 Reading: values by the core's one rule (:func:`vecbridge.mapping.to_metadata`: nested
 objects as dotted keys, nulls left out).  Payload keys starting with ``_vb`` (which metadata
-cannot hold) are left out.  Vectors are Qdrant's stored ones, so a cosine collection's come
-back normalised: nothing else was kept.
+cannot hold) are left out.  Vectors are Qdrant's stored ones, and a cosine collection's come
+back normalised: nothing else was kept.  qdrant-client's local mode on disk gives back, after
+the folder is reopened, the vectors as written (and unit vectors before): so a cosine
+collection's vectors are normalised here on read, the same in every form.
 
 Writing maps back the same way: ``"42"`` is point 42, a canonical UUID string that UUID;
 any other id cannot be a point id and is refused (InvalidRecordError naming it, nothing
@@ -205,6 +207,11 @@ class NativeQdrantCollection(QdrantCollection):
         self.mapping = mapping
         self._raw_in_payload = False  # nothing but Qdrant's own vector is kept
         self._native_vectors = True
+        # A cosine collection's vectors come back normalised: the server and local mode in memory
+        # keep them so, but local mode on disk reads back what was written once the folder is
+        # reopened (the same points, unit vectors before the reopen and raw ones after), which a
+        # migration's verification would report as a difference.  Unit vectors in every form.
+        self._unit = mapping.metric == "cosine"
         self._paths = NativePaths(mapping)
         self._doc = mapping.document_field
         #: Every conversion of :func:`to_metadata` on read and of the layout on write, by rule.
@@ -247,6 +254,10 @@ class NativeQdrantCollection(QdrantCollection):
             if want_vec:
                 v = p.vector.get(self._using or "") if isinstance(p.vector, dict) else p.vector
                 vector = None if v is None else np.asarray(v, dtype=np.float32)
+                if vector is not None and self._unit:
+                    norm = float(np.linalg.norm(vector))
+                    if norm > 0 and abs(norm - 1.0) > 1e-7:  # see _unit in __init__
+                        vector = (vector.astype(np.float64) / norm).astype(np.float32)
             out.append(Record(id_from_native(p.id), vector, self._metadata(payload) if want_meta else None, doc))
         return out
 
