@@ -66,16 +66,18 @@ def langchain_store(client: QdrantClient, collection: str, vector_name: str = ""
 
 
 def langchain_write(where: str | QdrantClient, collection: str, texts: Sequence[str],
-                    metadatas: Sequence[dict[str, Any]], ids: Sequence[str] | None = None,
+                    metadatas: Sequence[dict[str, Any]] | None, ids: Sequence[str] | None = None,
                     vector_name: str = "") -> list[str]:
     """``add_texts`` into a collection created as ``QdrantVectorStore.construct_instance`` creates
-    it (dense, cosine, the vector named ``vector_name``); the ids LangChain gives back."""
+    it (dense, cosine, the vector named ``vector_name``); the ids LangChain gives back.
+    ``metadatas=None``: LangChain stores ``"metadata": None``."""
     with native(where) as client:
         if not client.collection_exists(collection):
             size = len(embedding().embed_documents(["dummy_text"])[0])
             client.create_collection(collection, vectors_config={
                 vector_name: models.VectorParams(size=size, distance=models.Distance.COSINE)}, sparse_vectors_config={})
-        return list(langchain_store(client, collection, vector_name).add_texts(list(texts), list(metadatas),
+        return list(langchain_store(client, collection, vector_name).add_texts(
+            list(texts), None if metadatas is None else list(metadatas),
                                                                                ids=None if ids is None else list(ids)))
 
 

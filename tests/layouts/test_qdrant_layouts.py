@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from qdrant_client import QdrantClient, models
+from qdrant_client import models
 
 import vecbridge
 from vecbridge import errors, filters
 
 sys.path.insert(0, str(Path(__file__).parent))
-import qdrant_app as app  # noqa: E402
+import qdrant_app as app
 
 FORMS = ["memory", "disk"] + (["server"] if os.environ.get("VECBRIDGE_TEST_QDRANT_URL") else [])
 TEXTS = [f"text number {i} about {['cats', 'dogs', 'birds'][i % 3]}" for i in range(24)]
@@ -111,7 +111,7 @@ def world(request, tmp_path):
 def _migrate(world: World, source: str, target: str, src_opts: dict[str, str], tgt_opts: dict[str, str]) -> Any:
     """vecbridge.migrate from one collection of the world to a new one."""
     if world.memory is None:
-        q = lambda o: "".join(f"&{k}={v}" for k, v in o.items())  # noqa: E731
+        q = lambda o: "".join(f"&{k}={v}" for k, v in o.items())
         sep = "&" if "?" in world.base else "?"
         return vecbridge.migrate(f"{world.base}{sep}collection={source}{q(src_opts)}",
                                  f"{world.base}{sep}collection={target}{q(tgt_opts)}", verify="full",
@@ -269,15 +269,32 @@ def test_langchain_into_llamaindex_on_qdrant(world):
     name, copy = world.name("lcx"), world.name("lix")
     metas = [{"source": f"s{i % 3}", "page": i} for i in range(len(TEXTS))]
     ids = app.langchain_write(world.app(), name, TEXTS, metas)
+    ids += app.langchain_write(world.app(), name, ["no metadata at all"], None)  # "metadata": None
+    texts, metas = [*TEXTS, "no metadata at all"], [*metas, {}]
     report = _migrate(world, name, copy, {}, {"layout": "llamaindex"})
-    assert report.records_copied == len(TEXTS)
+    assert report.records_copied == len(texts)  # (verification sees the node keys the target adds)
     got = app.llamaindex_get(world.app(), copy, [str(uuid.UUID(i)) for i in ids])
     assert {i: (n["text"], n["metadata"], n["type"]) for i, n in got.items()} == {
-        str(uuid.UUID(i)): (t, m, "TextNode") for i, t, m in zip(ids, TEXTS, metas)}
+        str(uuid.UUID(i)): (t, m, "TextNode") for i, t, m in zip(ids, texts, metas)}
+    client, _ = world.collection(copy)
+    try:
+        rows = {r["name"]: r["layout"] for r in client.describe_collections()}
+        assert (rows[name], rows[copy]) == ("langchain", "llamaindex")
+    finally:
+        world.close(client)
     hits = app.llamaindex_query(world.app(), copy, ["about dogs"], k=3, filter={"source": "s1"})[0]
     want = app.langchain_search(world.app(), name, ["about dogs"], k=3, filter={"source": "s1"})[0]
     assert [(h["id"], h["text"]) for h in hits] == [(h["id"], h["text"]) for h in want]
     np.testing.assert_allclose([h["score"] for h in hits], [h["score"] for h in want], atol=1e-3)  # both cos
+    # and back into LangChain: the node keys are left out (LangChain keeps no relationships)
+    back = world.name("lcy")
+    report = _migrate(world, copy, back, {}, {"layout": "langchain"})
+    assert report.records_copied == len(texts)
+    _same_hits(app.langchain_search(world.app(), back, QUERIES, k=6), app.langchain_search(world.app(), name, QUERIES,
+                                                                                          k=6))
+    with app.native(world.app()) as nc:
+        assert all(set(p.payload["metadata"]) <= {"source", "page"} for p in nc.scroll(back, limit=100,
+                                                                                         with_payload=True)[0])
 
 
 def test_framework_writes_are_checked_before_anything_is_written(world):

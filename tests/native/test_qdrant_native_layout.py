@@ -88,7 +88,7 @@ class _Borrowed:
     def __enter__(self) -> Any:
         return self.c
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         pass
 
 
