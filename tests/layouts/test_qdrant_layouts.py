@@ -282,6 +282,12 @@ def test_langchain_into_llamaindex_on_qdrant(world):
         assert (rows[name], rows[copy]) == ("langchain", "llamaindex")
     finally:
         world.close(client)
+    client, _ = world.collection("unused", layout="langchain")  # not what the payload shows: refused
+    try:
+        with pytest.raises(errors.UnsupportedFeatureError, match="has the layout 'llamaindex', not 'langchain'"):
+            client.get_collection(copy)
+    finally:
+        world.close(client)
     hits = app.llamaindex_query(world.app(), copy, ["about dogs"], k=3, filter={"source": "s1"})[0]
     want = app.langchain_search(world.app(), name, ["about dogs"], k=3, filter={"source": "s1"})[0]
     assert [(h["id"], h["text"]) for h in hits] == [(h["id"], h["text"]) for h in want]

@@ -306,7 +306,9 @@ class QdrantClient(BaseClient):
             # made by another client: the URL's framework layout (an empty collection shows none),
             # else the one its payload keys show (LangChain's, LlamaIndex's), else plain native
             found = detect("qdrant", {k for p in points for k in (p.payload or {})})
-            layout = wanted if wanted in (*FRAMEWORKS, "native") else (found or "native")
+            layout = found or "native"
+            if wanted == "native" or (wanted in FRAMEWORKS and found is None):
+                layout = wanted  # read as plain payload keys; or a framework's store with no point yet
         if wanted and wanted != layout:
             raise UnsupportedFeatureError(f"qdrant collection {name!r} has the layout {layout!r}, not {wanted!r} "
                                           "(the URL's layout=)")
