@@ -17,14 +17,16 @@ Why the workarounds:
 
 * llama-index-vector-stores-qdrant 0.10 creates an UNNAMED vector unless ``enable_hybrid``
   (``_create_collection`` passes ``vectors_config=dense_config``; ``_detect_vector_format``
-  then reads and writes it as ``""``); only the hybrid store names it ``text-dense``.  The
-  layout table says ``text-dense``, so here the table's vector name is used only where the
-  collection has a vector of that name, and a new collection gets the unnamed vector unless
-  ``?vector_field=`` names one (reported to the table's owner).
+  then reads and writes it as ``""``); only the hybrid store names it ``text-dense``.  A
+  layout's vector name is used only where the collection has a vector of that name (so a
+  table entry never makes such a store unreadable), and a new collection gets the unnamed
+  vector unless ``?vector_field=`` names one.
 * ``layout.encode`` keeps the node JSON's ``metadata`` as the record's flat keys; on Qdrant
   the payload nests dotted keys again (``native.nest``), and LlamaIndex rebuilds a node from
-  the JSON, so the JSON gets the same nested object as the payload: a node read from one
-  Qdrant store comes back from another with the metadata it had.
+  the JSON, so the JSON gets the same nested object as the payload, in the key order of the
+  node it came from (``encode`` keeps top-level keys in order, which a nested key, read as
+  dotted ones, is not): a node read from one Qdrant store comes back from another with the
+  metadata it had, and the same ``_node_content`` string.
 * LlamaIndex keeps no document key: a metadata key ``text`` or ``content`` is metadata
   there, not the document the core's detection would take it for.
 * LangChain always writes the ``metadata`` key (``None`` for a text without metadata, which
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -57,14 +60,14 @@ def _vector_names(vectors: Any) -> set[str]:
     return set(vectors) if isinstance(vectors, dict) else {""}
 
 
-def framework_mapping(fl: FrameworkLayout, name: str, vectors: Any, payloads: list[dict[str, Any]],
+def framework_mapping(fl: FrameworkLayout, name: str, vectors: Any, payloads: list[Mapping[str, Any]],
                       url_options: dict[str, Any]) -> CollectionMapping:
     """The core's mapping of a collection in the layout ``fl``: the layout's options, the URL's
     over them."""
     given = {k: v for k, v in url_options.items() if v not in (None, "")}
     opts: dict[str, Any] = {**fl.mapping_options(), **given}
     if "vector_field" not in given and opts.get("vector_field") not in _vector_names(vectors):
-        opts.pop("vector_field", None)  # LlamaIndex's unnamed (non-hybrid) vector: see the module docstring
+        opts.pop("vector_field", None)  # not this store's vector name: see the module docstring
     mapping = mapping_of(name, vectors, payloads, opts)
     if fl.text_in_node and "document_field" not in given and mapping.document_field is not None:
         # the text is inside _node_content: a key the core would take for the document is metadata
@@ -128,7 +131,7 @@ class FrameworkQdrantCollection(NativeQdrantCollection):
             try:
                 text, stored = self.framework.encode(id_, doc, meta, count)
                 if self.framework.nodes:
-                    stored["_node_content"] = self._nested_node(stored)
+                    stored["_node_content"] = self._nested_node(stored, meta.get("_node_content"))
             except InvalidMetadataError as exc:
                 raise InvalidMetadataError(f"metadatas[{pos}] (id {id_!r}): {exc}; nothing was written") from None
             docs.append(text)
@@ -141,17 +144,31 @@ class FrameworkQdrantCollection(NativeQdrantCollection):
         return pids, vectors, payloads
 
     @staticmethod
-    def _nested_node(stored: dict[str, Any]) -> str:
-        """``_node_content`` with the node's metadata nested as the payload's (module docstring)."""
+    def _nested_node(stored: dict[str, Any], before: Any) -> str:
+        """``_node_content`` with the node's metadata nested as the payload's, in the key order of
+        the node it came from (``before``), so that an unchanged node keeps its JSON string."""
         node = json.loads(stored["_node_content"])
         flat = node.get("metadata") or {}
         nest(flat)  # refuses a key that is both a value and a parent, as the payload's nesting does
         nested: dict[str, Any] = {}
-        for key, value in flat.items():  # in the keys' order: the JSON reads as the package wrote it
+        for key, value in flat.items():
             at = nested
             *parents, leaf = key.split(".")
             for p in parents:
                 at = at.setdefault(p, {})
             at[leaf] = value
-        node["metadata"] = nested
+        try:
+            old = json.loads(before).get("metadata") if isinstance(before, str) else None
+        except (ValueError, AttributeError):
+            old = None
+        node["metadata"] = _in_order(nested, old)
         return json.dumps(node, ensure_ascii=False)
+
+
+def _in_order(new: dict[str, Any], old: Any) -> dict[str, Any]:
+    """``new`` with the keys ``old`` has first, in ``old``'s order, at every depth."""
+    if not isinstance(old, dict):
+        return new
+    out = {k: _in_order(new[k], old[k]) if isinstance(new[k], dict) else new[k] for k in old if k in new}
+    out.update((k, v) for k, v in new.items() if k not in out)
+    return out
