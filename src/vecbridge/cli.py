@@ -307,7 +307,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         config = getattr(coll, "config", None)
         caps = capabilities_of(getattr(coll, "_client", None)).to_dict()
         data = {"url": url.with_query(collection=None).render(), "backend": url.scheme, **_describe(coll),
-                "config": config if isinstance(config, dict) else {}, "capabilities": caps}
+                "config": config if isinstance(config, dict) else {}, "capabilities": caps,
+                "mapping": _mapping_lines(coll)}
     finally:
         getattr(coll, "close", lambda: None)()
     index = ", ".join(f"{k}={v}" for k, v in data["index"].items()) or "default"
@@ -315,10 +316,31 @@ def _cmd_info(args: argparse.Namespace) -> int:
              f"records:    {data['count']:,}", f"dimension:  {data['dimension']}", f"metric:     {data['metric']}",
              f"index:      {index}", "config:"]
     lines += [f"  {k}: {json.dumps(v, ensure_ascii=False)}" for k, v in sorted(data["config"].items())] or ["  (none)"]
+    if data["mapping"]:
+        lines.append("mapping (a collection vecbridge did not create):")
+        lines += [f"  {line}" for line in data["mapping"]]
     lines.append("capabilities:")
     lines += [f"  {k}: {_plain(v)}" for k, v in data["capabilities"].items()]
     _out(args, data, lines)
     return EXIT_OK
+
+
+def _mapping_lines(coll: Any) -> list[str]:
+    """How a native or framework-layout collection maps onto records (CONTRACT section 7), in words."""
+    mapping = getattr(coll, "mapping", None)
+    if mapping is None or not hasattr(mapping, "describe"):
+        return []
+    lines = list(mapping.describe())
+    layout = getattr(mapping, "layout", None)
+    if layout in ("langchain", "llamaindex"):
+        from .layouts import framework_layout
+
+        backend = getattr(getattr(coll, "_client", None), "backend_name", "")
+        try:
+            lines += framework_layout(layout, backend).describe()
+        except Exception:  # noqa: BLE001 - a layout this table does not know is described by its mapping alone
+            pass
+    return lines
 
 
 def _plain(value: Any) -> str:
