@@ -333,13 +333,11 @@ def _mapping_lines(coll: Any) -> list[str]:
     lines = list(mapping.describe())
     layout = getattr(mapping, "layout", None)
     if layout in ("langchain", "llamaindex"):
-        from .layouts import framework_layout
+        from .layouts import FRAMEWORK_LAYOUTS
 
-        backend = getattr(getattr(coll, "_client", None), "backend_name", "")
-        try:
-            lines += framework_layout(layout, backend).describe()
-        except Exception:  # noqa: BLE001 - a layout this table does not know is described by its mapping alone
-            pass
+        known = FRAMEWORK_LAYOUTS.get((layout, getattr(getattr(coll, "_client", None), "backend_name", "")))
+        if known is not None:
+            lines += known.describe()
     return lines
 
 
