@@ -341,6 +341,14 @@ class BaseCollection(CollectionFlows):
     def _update(self, b: Batch) -> None:
         run(self, self._flow_default_update(b))
 
+    def _vb_check_batch(self, batch: Batch) -> None:
+        """Refuse ``batch`` (validated by the core, as the write hooks get it) exactly as a write
+        would, writing nothing: :class:`InvalidRecordError` / :class:`InvalidMetadataError`
+        naming the record and what.  A migration's plan calls it on every record before its first
+        write, so that a value a native or framework layout cannot take stops the copy before it
+        starts.  Default: the core's validation is all there is to refuse."""
+        return None
+
     def _exact_query(self, vectors: np.ndarray, k: int, where: filters.Node | None,
                      include: frozenset[str]) -> list[list[RawHit]]:
         """Exact top-``k`` over the records matching ``where``, values as ``exact_scores`` says.

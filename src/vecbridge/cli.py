@@ -88,6 +88,8 @@ examples:
   # four partitions at once, or as Ray tasks on a cluster
   vecbridge migrate --workers 4 SRC_URL "OTHER://db.example:6333"
   vecbridge migrate --engine ray --ray-address ray://head:10001 --workers 16 SRC_URL TARGET_URL
+  # a collection vecbridge did not create, into the target's own schema; refuse any conversion
+  vecbridge migrate --strict --layout native "SCHEME://db/app?collection=public.items" "OTHER://db.example:6333"
 
 The target collection's name defaults to the source's (changed to a name the target
 can hold when needed; the report says so).  A target that already holds records is
@@ -96,7 +98,9 @@ written batch (default: .vecbridge/ in the working directory) and removed once t
 has finished and verified.  A failure that a retry can cure (connection refused or
 dropped, timeout) is retried; any other stops the run at once, checkpoint kept.
 With --workers N the source's partitions are copied at once, each with its own entry
-in the checkpoint; --resume continues each where it stopped.
+in the checkpoint; --resume continues each where it stopped.  Before the first write
+the plan lists the source's mapping (when vecbridge did not create it), the layouts,
+and every value that will be converted, with its count (--strict refuses instead).
 
 {EXIT_CODES}"""
 
@@ -182,6 +186,13 @@ def _build() -> argparse.ArgumentParser:
                         "pip install \"vecbridge[ray]\")")
     m.add_argument("--ray-address", metavar="ADDR",
                    help="the Ray cluster for --engine ray (default: RAY_ADDRESS, else a local instance)")
+    m.add_argument("--strict", action="store_true",
+                   help="refuse the copy, before anything is written, if any value would be converted (reading a "
+                        "collection vecbridge did not create, or writing a framework layout); the plan lists every "
+                        "conversion with its count either way")
+    m.add_argument("--layout", choices=["vecbridge", "native", "langchain", "llamaindex"],
+                   help="the layout of the target collection to create (default: vecbridge's); passed to the target "
+                        "as its URL option layout=, which must agree if the URL has one")
     m.add_argument("--reembed", metavar="SPEC",
                    help="embed every document again with this model (PROVIDER:MODEL[?options]) into a target of its "
                         "dimension; records without a document are refused before any write")
@@ -248,7 +259,8 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
                      sample_size=args.sample_size, dry_run=args.dry_run, checkpoint=args.checkpoint,
                      progress=not args.quiet, max_request_bytes=args.max_request_bytes or DEFAULT_REQUEST_BYTES,
                      retries=args.retries, backoff=args.backoff, on_retry=lambda msg: _warn(args, msg),
-                     reembed=args.reembed, workers=args.workers, engine=args.engine, ray_address=args.ray_address)
+                     reembed=args.reembed, workers=args.workers, engine=args.engine, ray_address=args.ray_address,
+                     strict=args.strict, layout=args.layout)
     data = report.to_dict()
     problems = report.plan.problems if report.plan is not None else []
     if problems:  # a dry run that found what a real run would refuse: the same error, the same code

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..base import CONFIG_KEYS
 from ..errors import UnsupportedFeatureError
-from ..types import INCLUDE_ALL
+from ..mapping import LAYOUTS
 from ..url import URL
 from .checkpoint import Checkpoint, State
 from .copier import Copier, RetryPolicy, _Stats
@@ -15,19 +15,17 @@ from .endpoint import Connections, Side
 from .parallel import ENGINES, SharedSaver, copy_in_threads, partition_states, resolve_workers
 from .plan import (
     DEFAULT_REQUEST_BYTES,
-    NAMED_PROBLEMS,
-    SizeCheck,
-    check_records,
+    layout_of,
     make_plan,
     rows_per_batch,
     scan_missing_documents,
-    scan_size_problems,
     target_name,
     wire_bytes_per_float,
 )
+from .prescan import Prescan, checks_target, prepare_layouts
 from .progress import Progress, make_progress
 from .report import VERIFY_MODES, MigrationError, MigrationInterrupted, MigrationReport, Plan, VerificationResult
-from .verify import Reservoir, verify_collections
+from .verify import Reservoir, expectation, verify_collections
 
 __all__ = ["migrate", "verify"]
 
@@ -45,24 +43,80 @@ def _positive(value: Any, name: str) -> None:
         raise MigrationError(f"{name} must be a positive integer, not {value!r}")
 
 
-def _check_all(src: Side, tgt: Side, plan: Plan, progress: Progress) -> None:
-    """Dry run: read every record and check that the target could take it (nothing is written).
-    The size problems are the sentences a real run refuses with (:class:`SizeCheck`)."""
-    progress.start("check", plan.source_count)
-    sizes = SizeCheck(tgt.capabilities, tgt.backend, plan.dimension * wire_bytes_per_float(src, tgt))
-    invalid = 0
-    for batch in src.collection.scan(batch_size=plan.batch_size, include=list(INCLUDE_ALL)):
-        plan.problems += sizes.add(batch)
-        why = check_records(batch, plan.dimension, plan.metric, vectors=plan.reembed is None)
-        if why:
-            invalid += 1
-            if invalid <= NAMED_PROBLEMS:
-                plan.problems.append(why)
-        progress.advance(len(batch))
-    plan.problems += sizes.tail()
-    if invalid > NAMED_PROBLEMS:
-        plan.notes.append(f"{invalid - NAMED_PROBLEMS:,} more batches hold a record that cannot be written")
-    progress.finish()
+def _prescan(src: Side, tgt: Side, plan: Plan, progress: Progress | None, *, validate: bool = False,
+             target: Any = None, count: bool = True) -> None:
+    """Read every source record once and put what the target would refuse or convert into the plan
+    (:mod:`.prescan`); a dry run (``validate``) checks each record against the contract too, with
+    the same sentences a real run refuses with."""
+    Prescan(plan, tgt.capabilities, tgt.backend, plan.dimension * wire_bytes_per_float(src, tgt),
+            validate=validate, target=target, count=count).run(src.collection, progress)
+
+
+def _needs_prescan(plan: Plan, target: Any) -> bool:
+    """Whether a real run reads the source before its first write: for the target's size limits,
+    for the conversions of a layout other than vecbridge's (counted, and refused by ``strict``),
+    and for the refusals of a target that can refuse what the contract accepts."""
+    return bool(plan.size_limits) or (plan.source_layout, plan.target_layout) != ("vecbridge", "vecbridge") \
+        or checks_target(target)
+
+
+def _with_layout(spec: Any, layout: str | None) -> tuple[Any, str | None]:
+    """The target with the layout asked for as its URL option ``layout=`` (the backend creates and
+    expects that layout), and the layout; a ``layout=`` already in the URL must agree."""
+    if layout is not None and layout not in LAYOUTS:
+        raise MigrationError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+    if isinstance(spec, (str, URL)):
+        url = URL.parse(spec)
+        given = url.query.get("layout")
+        given = None if given in (None, "") else str(given)
+        if layout is None:
+            return spec, given
+        if given is not None and given != layout:
+            raise MigrationError(f"the target URL says layout={given} but the layout asked for is {layout!r}: "
+                                 "drop one of them, or make them agree")
+        return url.with_query(layout=layout), layout
+    if layout is None:
+        return spec, None
+    if hasattr(spec, "scan"):  # a Collection: its layout is what it is
+        have = layout_of(spec)
+    else:  # a Client: the layout it creates is its option
+        options = getattr(spec, "options", None)
+        have = str((options.get("layout") if isinstance(options, dict) else None) or "vecbridge")
+    if have != layout:
+        raise MigrationError(f"the target {type(spec).__name__} is in the layout {have!r}, not {layout!r}: pass "
+                             f"the target as a URL (the layout is its option layout={layout}), or open it with "
+                             f"layout={layout!r}")
+    return spec, layout
+
+
+def _create_target(tgt: Side, plan: Plan, state: State) -> Any:
+    """Create the target collection in the plan's layout; a backend that cannot make that layout
+    refuses here, before any record is written (a collection it made in another layout is removed)."""
+    client = tgt.client()
+    name = plan.target_collection
+    try:
+        created = client.create_collection(name, plan.dimension, plan.metric, plan.index or None)
+    except UnsupportedFeatureError as exc:
+        raise MigrationError(f"the target collection {name!r} cannot be created: {exc}; nothing was written") \
+            from exc
+    tgt.set_collection(created)
+    state.created_target = True
+    got = layout_of(created)
+    if got != plan.target_layout:
+        _remove_created(tgt, plan, f"the {tgt.backend} target made the collection {name!r} in the layout {got!r}, "
+                                   f"not {plan.target_layout!r}: it cannot create that layout")
+    return created
+
+
+def _remove_created(tgt: Side, plan: Plan, why: str) -> None:
+    """Remove the target collection this run created, then refuse with ``why`` (nothing half-written)."""
+    name = plan.target_collection
+    try:
+        tgt.client().delete_collection(name)
+        done = f"the collection {name!r} this run created was removed again; nothing was written"
+    except Exception as exc:  # the refusal is the error to report; say what is left behind
+        done = f"the collection {name!r} this run created could not be removed ({exc}): remove it by hand"
+    raise MigrationError(f"{why}; {done}")
 
 
 _SOURCE_ONLY = ("mapping", "file")
@@ -83,7 +137,8 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
             sample_size: int = 1000, dry_run: bool = False, checkpoint: str | bool | None = None,
             progress: Any = False, max_request_bytes: int = DEFAULT_REQUEST_BYTES, retries: int = 5,
             backoff: float = 1.0, on_retry: Any = None, reembed: Any = None, workers: int | None = None,
-            engine: str = "threads", ray_address: str | None = None) -> MigrationReport:
+            engine: str = "threads", ray_address: str | None = None, strict: bool = False,
+            layout: str | None = None) -> MigrationReport:
     """Copy a collection, with its ids, vectors, metadata and documents, to another backend.
 
     Parameters
@@ -137,6 +192,15 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
     ray_address
         The Ray cluster to use (``ray.init(address=...)``); default: the one this process is
         connected to, else ``RAY_ADDRESS``, else a local instance started for the copy.
+    strict
+        Refuse the copy, before anything is written, if any value would be converted: read from a
+        source vecbridge did not create (nested objects, nulls, dates …) or written into a framework
+        layout; the plan lists every conversion with its count either way.
+    layout
+        The layout of the target collection to create: ``"vecbridge"`` (the default), ``"native"``,
+        ``"langchain"`` or ``"llamaindex"``; it reaches the target as its URL option ``layout=``
+        (one already in the URL must agree).  A target backend without that layout is refused
+        before anything is written.
 
     Returns
     -------
@@ -172,11 +236,15 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
     bar = make_progress(progress)
     conns = Connections()
     try:
+        target, wanted = _with_layout(target, layout)
         src, tgt = Side(source, "source", conns), Side(target, "target", conns)
         plan, state, cp = make_plan(src, tgt, batch_size=batch_size, max_request_bytes=max_request_bytes,
                                     resume=resume, restart=restart, into_existing=into_existing, verify=verify,
                                     checkpoint=False if dry_run and checkpoint is None else checkpoint,
-                                    reembed=embedder)
+                                    reembed=embedder, layout=wanted, strict=strict)
+        prepare_layouts(plan, src.collection, str(getattr(src.collection, "backend", None) or src.backend),
+                        tgt.backend)
+        existing = tgt.collection if plan.target_exists else None
         report = MigrationReport(source=plan.source, target=plan.target, source_collection=plan.source_collection,
                                  target_collection=plan.target_collection, mapped_from=plan.mapped_from,
                                  records_total=plan.source_count, batch_size=plan.batch_size, plan=plan,
@@ -186,14 +254,14 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
             plan.problems += scan_missing_documents(src.collection, max(plan.batch_size, 1000))
         if dry_run:
             if not plan.problems:
-                _check_all(src, tgt, plan, bar)
+                _prescan(src, tgt, plan, bar, validate=True, target=existing)
             report.dry_run = True
             report.checkpoint = None
             return report
-        if not plan.problems and plan.size_limits:
-            # A record the target cannot hold must stop the copy before its first write.
-            plan.problems += scan_size_problems(src.collection, tgt.capabilities, tgt.backend, plan.batch_size,
-                                                plan.dimension * wire_bytes_per_float(src, tgt))
+        if not plan.problems and _needs_prescan(plan, existing):
+            # A record the target cannot hold, or a conversion --strict refuses, stops the copy
+            # before its first write.
+            _prescan(src, tgt, plan, None, target=existing)
         if engine == "ray":
             from ..ray import ray_problems
 
@@ -208,11 +276,11 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
 
         t0 = time.monotonic()
         if not plan.target_exists:
-            client = tgt.client()
-            created = client.create_collection(plan.target_collection, plan.dimension, plan.metric,
-                                               plan.index or None)
-            tgt.set_collection(created)
-            state.created_target = True
+            created = _create_target(tgt, plan, state)
+            if checks_target(created):  # a new native or framework collection may refuse a value too
+                _prescan(src, tgt, plan, None, target=created, count=False)
+                if plan.problems:
+                    _remove_created(tgt, plan, "; ".join(plan.problems))
             carried = _carried_config(src.collection)
             if embedder is not None:  # the target's vectors are the new model's
                 from ..embeddings import stored
@@ -265,7 +333,7 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
                 lambda: verify_collections(src.collection, tgt.collection, verify, batch_size=plan.batch_size,
                                            sample_ids=ids, sample_size=sample_size, allow_extra=extra,
                                            progress=bar, reembedded=plan.dimension if embedder else None,
-                                           workers=n_workers),
+                                           workers=n_workers, expect=expectation(plan.target_layout, tgt.backend)),
                 reopen=(src, tgt), on_retry=on_retry)
         if cp is not None and report.ok:
             cp.remove()
@@ -303,8 +371,10 @@ def verify(source: str | URL | Any, target: str | URL | Any, *, mode: str = "ful
                 raise MigrationError(problems)
         bpf = wire_bytes_per_float(src, tgt)
         size = batch_size or rows_per_batch(int(source_coll.dimension), bpf, DEFAULT_REQUEST_BYTES)
-        return verify_collections(source_coll, tgt.collection, mode, batch_size=size, sample_size=sample_size,
-                                  progress=bar, workers=workers)
+        target_coll = tgt.collection
+        return verify_collections(source_coll, target_coll, mode, batch_size=size, sample_size=sample_size,
+                                  progress=bar, workers=workers,
+                                  expect=expectation(layout_of(target_coll), tgt.backend))
     finally:
         bar.finish()
         conns.close()

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..capabilities import Capabilities, capabilities_of
-from ..errors import CollectionNotFoundError, InvalidRecordError, InvalidURLError
+from ..errors import CollectionNotFoundError, InvalidRecordError, InvalidURLError, UnsupportedFeatureError
 from ..types import INCLUDE_ALL, Record
 from ..validation import MAX_ID_BYTES, PORTABLE_NAME, size_violations, validate_batch
 from .checkpoint import Checkpoint, State, default_path
@@ -33,6 +33,7 @@ __all__ = [
     "SizeCheck",
     "check_records",
     "make_plan",
+    "layout_of",
     "map_name",
     "record_bytes",
     "rows_per_batch",
@@ -241,12 +242,22 @@ def target_name(src_name: str, tgt: Side, caps: Capabilities) -> tuple[str, str 
     return mapped, (src_name if mapped != src_name else None), []
 
 
+def layout_of(coll: Any) -> str:
+    """A collection's layout (``vecbridge``, ``native``, ``langchain``, ``llamaindex``)."""
+    config = getattr(coll, "config", None)
+    found = config.get("layout") if isinstance(config, dict) else None
+    return str(found) if found else "vecbridge"
+
+
 def make_plan(src: Side, tgt: Side, *, batch_size: int | None, max_request_bytes: int, resume: bool,
               restart: bool, into_existing: bool, verify: str,
-              checkpoint: str | None | bool, reembed: Any = None) -> tuple[Plan, State, Checkpoint | None]:
+              checkpoint: str | None | bool, reembed: Any = None, layout: str | None = None,
+              strict: bool = False) -> tuple[Plan, State, Checkpoint | None]:
     """Look at both sides and decide; raise only when the source cannot be read at all.
 
-    ``reembed``: an Embedder whose vectors replace the source's (the target gets its dimension)."""
+    ``reembed``: an Embedder whose vectors replace the source's (the target gets its dimension);
+    ``layout``: the target's layout asked for (``None``: an existing target's, else vecbridge's);
+    ``strict``: any conversion refuses the copy (found by the pre-scan, :mod:`.prescan`)."""
     if not src.named():
         raise InvalidURLError(f"the source {src.display} names no collection: add '?collection=NAME' to its URL")
     source = src.collection
@@ -266,7 +277,8 @@ def make_plan(src: Side, tgt: Side, *, batch_size: int | None, max_request_bytes
     plan = Plan(source=src.display, target=tgt.display, source_collection=source.name, target_collection=name,
                 dimension=dimension, metric=metric, source_count=count, index=index, mapped_from=mapped_from,
                 verify=verify, problems=problems, notes=notes, max_request_bytes=max_request_bytes,
-                reembed=None if reembed is None else str(reembed.spec), source_dimension=source_dimension)
+                reembed=None if reembed is None else str(reembed.spec), source_dimension=source_dimension,
+                strict=strict)
 
     # The target collection: absent (create it) or present (it must match).
     target = given
@@ -275,9 +287,15 @@ def make_plan(src: Side, tgt: Side, *, batch_size: int | None, max_request_bytes
             target = client.get_collection(name)
         except CollectionNotFoundError:
             target = None
+        except UnsupportedFeatureError as exc:  # e.g. it exists in another layout than the URL's layout=
+            problems.append(f"the target collection {name!r} cannot be written as asked: {exc}")
     backend = tgt.backend
+    plan.target_layout = layout or (layout_of(target) if target is not None else "vecbridge")
     if target is not None:
         tgt.set_collection(target)
+        if layout_of(target) != plan.target_layout:
+            problems.append(f"the target collection {name!r} exists in the layout {layout_of(target)!r}, not "
+                            f"{plan.target_layout!r}: choose another target collection, or its layout")
         plan.target_exists = True
         plan.target_count = int(target.count())
         if src.same_database(tgt) and target.name == source.name:

@@ -106,11 +106,48 @@ class Plan:
     source_dimension: int = 0
     #: The target's limits on a record's size, checked for every record before the first write.
     size_limits: list[str] = field(default_factory=list)
+    #: The layouts (``vecbridge``, ``native``, ``langchain``, ``llamaindex``) of the source and of the
+    #: target (the one to create, or the existing collection's); ``mapping``: the source's mapping in
+    #: words when it is not in vecbridge's layout.
+    source_layout: str = "vecbridge"
+    target_layout: str = "vecbridge"
+    mapping: list[str] = field(default_factory=list)
+    #: Every record was read before the first write (the pre-scan) and the conversions below counted.
+    scanned: bool = False
+    #: Conversions by rule with their counts: made reading the source (its ``to_metadata``), made
+    #: writing the target's framework layout (its ``encode``); ``losses``: what the target's layout
+    #: cannot carry from the source's, in words.  ``reads_counted``: the source's backend counts its
+    #: read conversions (else the plan cannot list them, and ``strict`` refuses).
+    read_conversions: dict[str, int] = field(default_factory=dict)
+    write_conversions: dict[str, int] = field(default_factory=dict)
+    losses: list[str] = field(default_factory=list)
+    reads_counted: bool = True
+    #: ``--strict``: any conversion refuses the copy before anything is written.
+    strict: bool = False
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def conversion_lines(self) -> list[str]:
+        """Every conversion counted, one line each (empty: none, or no pre-scan)."""
+        return ([f"{n:,} {rule} (reading the source)" for rule, n in self.read_conversions.items()]
+                + [f"{n:,} {rule} (writing the target's {self.target_layout} layout)"
+                   for rule, n in self.write_conversions.items()])
+
+    def layout_lines(self) -> list[str]:
+        """The layouts, the source's mapping, the conversions and losses, for people."""
+        lines = [f"layout:     source {self.source_layout}, target {self.target_layout}"
+                 + (" (--strict: any conversion refuses the copy)" if self.strict else "")]
+        lines += [f"mapping:    {m}" for m in self.mapping]
+        converted = self.conversion_lines()
+        if converted:
+            lines += [f"converted:  {c}" for c in converted]
+        elif self.scanned and (self.source_layout, self.target_layout) != ("vecbridge", "vecbridge"):
+            lines.append("converted:  nothing: every value is carried as it is")
+        lines += [f"not carried: {loss}" for loss in self.losses]
+        return lines
 
     def describe(self) -> list[str]:
         """The plan as lines of text for people."""
@@ -138,6 +175,7 @@ class Plan:
             lines.append(f"vectors:    embedded again from the documents by {self.reembed} ({self.dimension} "
                          f"dimensions; the source's have {self.source_dimension})")
         lines.append(f"batches:    {self.batch_size:,} records ({self.batch_rule})")
+        lines += self.layout_lines()
         if self.size_limits:
             lines.append(f"limits:     the target holds a record's {', '.join(self.size_limits)}: every record "
                          "is checked before the first write")
@@ -219,6 +257,8 @@ class MigrationReport:
                   f"({self.records_per_second:,.0f} records/s)"),
                  f"  from {self.source} collection {self.source_collection!r}",
                  f"  to   {self.target} collection {name}"]
+        if self.plan is not None:
+            lines += [f"  {line}" for line in self.plan.layout_lines()]
         if self.partitions:
             lines.append(f"  {self.partitions} partitions, {self.workers} at once ({self.engine})")
         if self.records_skipped:

@@ -8,6 +8,13 @@ the target.  Vectors must agree within float32 rounding (1e-6 of the vector's
 largest component); metadata values must have the same types and values (``1`` is
 not ``1.0``, ``True`` is not ``1``); documents must be equal, ``None`` included.
 
+A target in a framework layout (``langchain``, ``llamaindex``) is compared with what that
+layout makes of the source's records (:func:`expectation`): each source record is encoded as
+the target's backend encodes it before writing and decoded as it decodes after reading
+(:class:`vecbridge.layouts.FrameworkLayout`), so a LlamaIndex ``_node_content`` whose id, text
+and metadata the encoding refreshed is no difference, and node keys a LangChain layout leaves
+out (a loss the plan declared) are not expected in the target; a value changed otherwise is.
+
 Verification never passes on nothing: a record it set out to compare and could not
 read back (a sampled id the source no longer finds, a scan that yields fewer records
 than the source counts) is a difference, and the result says how many records were
@@ -21,6 +28,7 @@ about as long as the copy did, not N times longer.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -30,12 +38,17 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UnsupportedFeatureError, VecbridgeError
+from ..layouts import FRAMEWORKS, framework_layout
 from ..types import INCLUDE_ALL, Record
 from .pipeline import Pipeline
 from .progress import Progress
 from .report import Mismatch, VerificationResult
 
-__all__ = ["UNREAD", "VECTOR_RTOL", "Reservoir", "compare", "verify_collections"]
+__all__ = ["UNREAD", "VECTOR_RTOL", "Reservoir", "compare", "expectation", "verify_collections"]
+
+#: What a source record is expected to be in the target (``None``: itself).
+Expect = Callable[[Record], Record] | None
 
 #: Vectors match when every component differs by at most this much of the largest one.
 VECTOR_RTOL = 1e-6
@@ -78,6 +91,18 @@ def _vector_difference(a: Any, b: Any) -> str | None:
             f"{float(va[i])!r} != {float(vb[i])!r}")
 
 
+def _node_json(meta: dict[str, Any]) -> dict[str, Any]:
+    """A LlamaIndex node (``_node_content``) compared as the JSON it holds: one serialiser's key
+    order or spacing is no difference."""
+    raw = meta.get("_node_content")
+    if not isinstance(raw, str):
+        return meta
+    try:
+        return {**meta, "_node_content": json.loads(raw)}
+    except ValueError:
+        return meta
+
+
 def compare(src: Record, tgt: Record | None, dimension: int | None = None) -> list[Mismatch]:
     """The differences between a source record and the target's record of the same id.
 
@@ -93,7 +118,7 @@ def compare(src: Record, tgt: Record | None, dimension: int | None = None) -> li
         vec = None if got == dimension else f"the re-embedded vector has {got} dimensions, not {dimension}"
     if vec:
         out.append(Mismatch(src.id, "vector", vec))
-    ma, mb = src.metadata or {}, tgt.metadata or {}
+    ma, mb = _node_json(src.metadata or {}), _node_json(tgt.metadata or {})
     if not _same(ma, mb):
         parts = []
         for key in sorted(set(ma) | set(mb)):
@@ -107,6 +132,28 @@ def compare(src: Record, tgt: Record | None, dimension: int | None = None) -> li
     if src.document != tgt.document or type(src.document) is not type(tgt.document):
         out.append(Mismatch(src.id, "document", f"{_show(src.document)} != {_show(tgt.document)}"))
     return out
+
+
+def expectation(target_layout: str, backend: str) -> Expect:
+    """How a source record reads back from a target in ``target_layout`` on ``backend``: the
+    layout's encode then decode for a framework layout (the declared conversions applied), else
+    unchanged."""
+    if target_layout not in FRAMEWORKS:
+        return None
+    try:
+        layout = framework_layout(target_layout, backend)
+    except UnsupportedFeatureError:
+        return None  # no such target can exist; the plan refused it
+
+    def expect(rec: Record) -> Record:
+        try:
+            text, meta = layout.encode(rec.id, rec.document, rec.metadata)
+        except VecbridgeError:
+            return rec  # refused by the plan; compared as it is
+        document, metadata = layout.decode(text, meta)
+        return Record(rec.id, rec.vector, metadata, document)
+
+    return expect
 
 
 class Reservoir:
@@ -147,7 +194,7 @@ UNREAD = "unread"
 
 
 def _compare_ids(source: Any, target: Any, ids: Sequence[str], result: VerificationResult,
-                 dimension: int | None = None) -> None:
+                 dimension: int | None = None, expect: Expect = None) -> None:
     src = {r.id: r for r in source.get(ids=list(ids), include=ALL)}
     tgt = {r.id: r for r in target.get(ids=list(ids), include=ALL)}
     for id_ in ids:
@@ -158,12 +205,14 @@ def _compare_ids(source: Any, target: Any, ids: Sequence[str], result: Verificat
                                             "during verification, or the source cannot read its own ids back"))
             continue
         result.checked += 1
-        for m in compare(src[id_], tgt.get(id_), dimension):
+        want = src[id_] if expect is None else expect(src[id_])
+        for m in compare(want, tgt.get(id_), dimension):
             result.add(m)
 
 
 def _compare_scan(source: Any, target: Any, batch_size: int, step: Callable[[int], None],
-                  reembedded: int | None, partition: Any = None) -> tuple[int, list[Mismatch]]:
+                  reembedded: int | None, partition: Any = None, expect: Expect = None
+                  ) -> tuple[int, list[Mismatch]]:
     """(records compared, differences) of one scan of ``source`` (or of one partition of it)."""
     checked, found_all = 0, []
 
@@ -177,13 +226,13 @@ def _compare_scan(source: Any, target: Any, batch_size: int, step: Callable[[int
             found = {r.id: r for r in tgt_batch}
             for rec in src_batch:
                 checked += 1
-                found_all += compare(rec, found.get(rec.id), reembedded)
+                found_all += compare(rec if expect is None else expect(rec), found.get(rec.id), reembedded)
             step(len(src_batch))
     return checked, found_all
 
 
 def _compare_all(source: Any, target: Any, batch_size: int, step: Callable[[int], None],
-                 reembedded: int | None, workers: int, result: VerificationResult) -> None:
+                 reembedded: int | None, workers: int, result: VerificationResult, expect: Expect = None) -> None:
     if workers <= 1:
         parts: list[Any] = [None]
     else:
@@ -195,10 +244,10 @@ def _compare_all(source: Any, target: Any, batch_size: int, step: Callable[[int]
             step(n)
 
     if len(parts) == 1:
-        outcomes = [_compare_scan(source, target, batch_size, step, reembedded, parts[0])]
+        outcomes = [_compare_scan(source, target, batch_size, step, reembedded, parts[0], expect)]
     else:
         with ThreadPoolExecutor(max_workers=len(parts) or 1, thread_name_prefix="vecbridge-verify") as pool:
-            futures = [pool.submit(_compare_scan, source, target, batch_size, locked_step, reembedded, p)
+            futures = [pool.submit(_compare_scan, source, target, batch_size, locked_step, reembedded, p, expect)
                        for p in parts]
             outcomes = [f.result() for f in futures]
     for checked, mismatches in outcomes:
@@ -211,7 +260,7 @@ def verify_collections(source: Any, target: Any, mode: str, *, batch_size: int =
                        sample_ids: Sequence[str] | None = None, sample_size: int = 1000,
                        allow_extra: bool = False, progress: Progress | None = None,
                        seed: int | None = None, reembedded: int | None = None,
-                       workers: int = 1) -> VerificationResult:
+                       workers: int = 1, expect: Expect = None) -> VerificationResult:
     """Compare ``target`` with ``source`` in ``mode`` (``count``, ``sample`` or ``full``).
 
     Parameters
@@ -225,6 +274,9 @@ def verify_collections(source: Any, target: Any, mode: str, *, batch_size: int =
         and documents are compared, and each vector's dimension.
     workers
         For ``full``: the source's partitions compared at once (``source.partitions(workers)``).
+    expect
+        What a source record is in the target (:func:`expectation`: a framework layout's
+        conversions); ``None``: the record itself.
     """
     t0 = time.monotonic()
     result = VerificationResult(mode=mode)
@@ -247,7 +299,7 @@ def verify_collections(source: Any, target: Any, mode: str, *, batch_size: int =
         if progress is not None:
             progress.start("verify", len(sample_ids))
         for chunk in _chunks(list(sample_ids), batch_size):
-            _compare_ids(source, target, chunk, result, reembedded)
+            _compare_ids(source, target, chunk, result, reembedded, expect)
             step(len(chunk))
         wanted = min(sample_size, result.source_count)
         if len(sample_ids) < wanted:  # the source's scan gave fewer ids than it counts
@@ -256,7 +308,7 @@ def verify_collections(source: Any, target: Any, mode: str, *, batch_size: int =
     elif mode == "full":
         if progress is not None:
             progress.start("verify", result.source_count)
-        _compare_all(source, target, batch_size, step, reembedded, workers, result)
+        _compare_all(source, target, batch_size, step, reembedded, workers, result, expect)
         if result.checked != result.source_count:
             result.add(Mismatch("", UNREAD, f"the source counts {result.source_count:,} records but its scan gave "
                                             f"{result.checked:,}: every record should have been compared"))
