@@ -144,7 +144,8 @@ class Plan:
         converted = self.conversion_lines()
         if converted:
             lines += [f"converted:  {c}" for c in converted]
-        elif self.scanned and (self.source_layout, self.target_layout) != ("vecbridge", "vecbridge"):
+        elif self.scanned and self.reads_counted and (self.source_layout, self.target_layout) != ("vecbridge",
+                                                                                                  "vecbridge"):
             lines.append("converted:  nothing: every value is carried as it is")
         lines += [f"not carried: {loss}" for loss in self.losses]
         return lines
