@@ -347,7 +347,6 @@ class BaseCollection(CollectionFlows):
         naming the record and what.  A migration's plan calls it on every record before its first
         write, so that a value a native or framework layout cannot take stops the copy before it
         starts.  Default: the core's validation is all there is to refuse."""
-        return None
 
     def _exact_query(self, vectors: np.ndarray, k: int, where: filters.Node | None,
                      include: frozenset[str]) -> list[list[RawHit]]:

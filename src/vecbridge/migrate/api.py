@@ -49,7 +49,8 @@ def _prescan(src: Side, tgt: Side, plan: Plan, progress: Progress | None, *, val
     (:mod:`.prescan`); a dry run (``validate``) checks each record against the contract too, with
     the same sentences a real run refuses with."""
     Prescan(plan, tgt.capabilities, tgt.backend, plan.dimension * wire_bytes_per_float(src, tgt),
-            validate=validate, target=target, count=count).run(src.collection, progress)
+            validate=validate, target=target, count=count, layout_backend=tgt.backend_name).run(src.collection,
+                                                                                              progress)
 
 
 def _needs_prescan(plan: Plan, target: Any) -> bool:
@@ -114,7 +115,7 @@ def _remove_created(tgt: Side, plan: Plan, why: str) -> None:
     try:
         tgt.client().delete_collection(name)
         done = f"the collection {name!r} this run created was removed again; nothing was written"
-    except Exception as exc:  # the refusal is the error to report; say what is left behind
+    except Exception as exc:  # noqa: BLE001 -- the refusal is the error to report; say what is left behind
         done = f"the collection {name!r} this run created could not be removed ({exc}): remove it by hand"
     raise MigrationError(f"{why}; {done}")
 
@@ -242,8 +243,7 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
                                     resume=resume, restart=restart, into_existing=into_existing, verify=verify,
                                     checkpoint=False if dry_run and checkpoint is None else checkpoint,
                                     reembed=embedder, layout=wanted, strict=strict)
-        prepare_layouts(plan, src.collection, str(getattr(src.collection, "backend", None) or src.backend),
-                        tgt.backend)
+        prepare_layouts(plan, src.collection, src.backend_name, tgt.backend_name)
         existing = tgt.collection if plan.target_exists else None
         report = MigrationReport(source=plan.source, target=plan.target, source_collection=plan.source_collection,
                                  target_collection=plan.target_collection, mapped_from=plan.mapped_from,
@@ -255,6 +255,10 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
         if dry_run:
             if not plan.problems:
                 _prescan(src, tgt, plan, bar, validate=True, target=existing)
+            if existing is None and plan.target_layout != "vecbridge":
+                plan.notes.append(f"a real run asks the new target collection ({plan.target_layout} layout) to "
+                                  "refuse what it cannot take once it is created, before the first record is "
+                                  "written; a dry run creates nothing")
             report.dry_run = True
             report.checkpoint = None
             return report
@@ -333,7 +337,8 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
                 lambda: verify_collections(src.collection, tgt.collection, verify, batch_size=plan.batch_size,
                                            sample_ids=ids, sample_size=sample_size, allow_extra=extra,
                                            progress=bar, reembedded=plan.dimension if embedder else None,
-                                           workers=n_workers, expect=expectation(plan.target_layout, tgt.backend)),
+                                           workers=n_workers,
+                                           expect=expectation(plan.target_layout, tgt.backend_name)),
                 reopen=(src, tgt), on_retry=on_retry)
         if cp is not None and report.ok:
             cp.remove()
@@ -374,7 +379,7 @@ def verify(source: str | URL | Any, target: str | URL | Any, *, mode: str = "ful
         target_coll = tgt.collection
         return verify_collections(source_coll, target_coll, mode, batch_size=size, sample_size=sample_size,
                                   progress=bar, workers=workers,
-                                  expect=expectation(layout_of(target_coll), tgt.backend))
+                                  expect=expectation(layout_of(target_coll), tgt.backend_name))
     finally:
         bar.finish()
         conns.close()

@@ -96,6 +96,18 @@ class Side:
         return str(getattr(obj, "backend_name", None) or getattr(obj, "backend", None) or type(obj).__name__)
 
     @property
+    def backend_name(self) -> str:
+        """The backend's own name, whatever the URL's scheme (``pgvector`` for ``postgresql://``):
+        what the frameworks' layouts are known by (:mod:`vecbridge.layouts`)."""
+        if self._client_obj is not None:
+            client = self._client_obj
+        elif self._coll is not None:
+            client = getattr(self._coll, "_client", None)
+        else:
+            client = self.client()
+        return str(getattr(client, "backend_name", None) or self.backend)
+
+    @property
     def display(self) -> str:
         """The location for people: the URL without the collection, secrets as ``***``."""
         if self.url is not None:

@@ -107,16 +107,17 @@ class Prescan:
 
     ``validate``: check every record with the contract's validation too (a dry run);
     ``target``: a target collection whose own refusals are asked (:func:`checks_target`);
-    ``count``: count the conversions (the first scan; a later hook-only scan does not)."""
+    ``count``: count the conversions (the first scan; a later hook-only scan does not);
+    ``layout_backend``: the target backend's own name, for its framework layout (default ``tgt_backend``)."""
 
     def __init__(self, plan: Plan, tgt_caps: Any, tgt_backend: str, vector_bytes: int, *, validate: bool = False,
-                 target: Any = None, count: bool = True):
+                 target: Any = None, count: bool = True, layout_backend: str | None = None):
         self.plan = plan
         self.sizes = SizeCheck(tgt_caps, tgt_backend, vector_bytes) if count else None
         self.validate = validate
         self.target = target if checks_target(target) else None
         self.count = count
-        self.encoder = (framework_layout(plan.target_layout, tgt_backend)
+        self.encoder = (framework_layout(plan.target_layout, layout_backend or tgt_backend)
                         if count and plan.target_layout in FRAMEWORKS and not plan.problems else None)
         self.written = Conversions()
         self.invalid = 0
@@ -149,7 +150,7 @@ class Prescan:
             return
         plan.scanned = True
         if before is not None:
-            grown = Counter(counter) - before  # type: ignore[arg-type]
+            grown: Counter[str] = Counter(counter) - before  # type: ignore[arg-type]
             plan.read_conversions = {k: int(v) for k, v in sorted(grown.items())}
         plan.write_conversions = {k: int(v) for k, v in sorted(self.written.items())}
         if plan.strict:
@@ -185,6 +186,7 @@ class Prescan:
     def _target_refusal(self, records: list[Record]) -> str | None:
         """Why the target refuses ``records`` (the first record at fault named), or ``None``."""
         target, plan = self.target, self.plan
+        assert target is not None
         vectors = None if plan.reembed is not None else [r.vector for r in records]
         try:
             b: Batch = validate_batch([r.id for r in records], vectors, [r.metadata or {} for r in records],
