@@ -68,8 +68,8 @@ def test_a_layout_the_target_backend_cannot_make_is_refused_before_anything_exis
     folder = f"faiss:///{tmp_path}/t"
     with pytest.raises(MigrationError, match="langchain.*not known on the faiss backend"):
         vecbridge.migrate(source, f"{folder}?collection=copy", layout="langchain", checkpoint=False)
-    with pytest.raises(MigrationError, match="cannot be created.*nothing was written"):
-        vecbridge.migrate(source, f"{folder}?collection=copy", layout="native", checkpoint=False)
+    with pytest.raises(MigrationError, match="llamaindex.*not known on the faiss backend"):
+        vecbridge.migrate(source, f"{folder}?collection=copy&layout=llamaindex", checkpoint=False)
     assert _names(folder) == []
     with pytest.raises(MigrationError, match="layout must be one of"):
         vecbridge.migrate(source, f"{folder}?collection=copy", layout="haystack", checkpoint=False)
@@ -223,3 +223,24 @@ def test_verification_compares_a_framework_target_with_what_its_layout_carries(s
     finally:
         src_client.close()
         held_by.close()
+
+
+def test_a_cosine_target_outside_vecbridges_layout_is_compared_by_direction(tmp_path: Any) -> None:
+    """Qdrant keeps a native collection's cosine vectors normalised: the same directions are no difference."""
+    client = vecbridge.connect(f"faiss:///{tmp_path}/f")
+    try:
+        src = client.create_collection("raw", DIM, "cosine")
+        unit = client.create_collection("unit", DIM, "cosine")
+        ids = [f"r{i}" for i in range(N)]
+        src.upsert(ids, VECS, [{"n": i} for i in range(N)], [None] * N)
+        unit.upsert(ids, VECS / np.linalg.norm(VECS, axis=1, keepdims=True), [{"n": i} for i in range(N)], [None] * N)
+        assert verify_collections(src, unit, "full", expect=expectation("native", "qdrant", "cosine")).ok
+        assert verify_collections(src, unit, "full").mismatch_count == N  # exactly as read: they differ
+        assert not verify_collections(src, unit, "full", expect=expectation("native", "qdrant", "l2")).ok
+        turned = VECS.copy()
+        turned[4] = -turned[4]  # another direction is a difference
+        unit.upsert(["r4"], turned[4:5], [{"n": 4}], [None])
+        result = verify_collections(src, unit, "full", expect=expectation("native", "qdrant", "cosine"))
+        assert [(m.id, m.field) for m in result.mismatches] == [("r4", "vector")]
+    finally:
+        client.close()

@@ -52,7 +52,8 @@ def test_a_layout_the_target_cannot_make_exits_2_and_writes_nothing(tmp_path: Pa
     target = f"faiss:///{tmp_path / 'b'}?collection=copy"
     assert main(["migrate", "--quiet", "--layout", "llamaindex", src, target]) == 2
     assert "not known on the faiss backend" in capsys.readouterr().err
-    assert main(["migrate", "--json", "--quiet", "--layout", "native", src, target]) == 2
-    assert json.loads(capsys.readouterr().out)["error_type"] == "MigrationError"
+    assert main(["migrate", "--json", "--quiet", "--dry-run", "--layout", "langchain", src, target]) == 2
+    data = json.loads(capsys.readouterr().out)
+    assert data["error_type"] == "MigrationError" and data["plan"]["target_layout"] == "langchain"
     with vecbridge.connect(f"faiss:///{tmp_path / 'b'}") as client:
         assert client.list_collections() == []

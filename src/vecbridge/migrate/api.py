@@ -22,7 +22,7 @@ from .plan import (
     target_name,
     wire_bytes_per_float,
 )
-from .prescan import Prescan, checks_target, prepare_layouts
+from .prescan import Prescan, checks_target, prepare_layouts, target_notes
 from .progress import Progress, make_progress
 from .report import VERIFY_MODES, MigrationError, MigrationInterrupted, MigrationReport, Plan, VerificationResult
 from .verify import Reservoir, expectation, verify_collections
@@ -245,6 +245,7 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
                                     reembed=embedder, layout=wanted, strict=strict)
         prepare_layouts(plan, src.collection, src.backend_name, tgt.backend_name)
         existing = tgt.collection if plan.target_exists else None
+        plan.losses += target_notes(existing)
         report = MigrationReport(source=plan.source, target=plan.target, source_collection=plan.source_collection,
                                  target_collection=plan.target_collection, mapped_from=plan.mapped_from,
                                  records_total=plan.source_count, batch_size=plan.batch_size, plan=plan,
@@ -281,6 +282,7 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
         t0 = time.monotonic()
         if not plan.target_exists:
             created = _create_target(tgt, plan, state)
+            plan.losses += target_notes(created)
             if checks_target(created):  # a new native or framework collection may refuse a value too
                 _prescan(src, tgt, plan, None, target=created, count=False)
                 if plan.problems:
@@ -338,7 +340,8 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
                                            sample_ids=ids, sample_size=sample_size, allow_extra=extra,
                                            progress=bar, reembedded=plan.dimension if embedder else None,
                                            workers=n_workers,
-                                           expect=expectation(plan.target_layout, tgt.backend_name)),
+                                           expect=expectation(plan.target_layout, tgt.backend_name,
+                                                              plan.metric)),
                 reopen=(src, tgt), on_retry=on_retry)
         if cp is not None and report.ok:
             cp.remove()
@@ -379,7 +382,8 @@ def verify(source: str | URL | Any, target: str | URL | Any, *, mode: str = "ful
         target_coll = tgt.collection
         return verify_collections(source_coll, target_coll, mode, batch_size=size, sample_size=sample_size,
                                   progress=bar, workers=workers,
-                                  expect=expectation(layout_of(target_coll), tgt.backend_name))
+                                  expect=expectation(layout_of(target_coll), tgt.backend_name,
+                                                     str(target_coll.metric)))
     finally:
         bar.finish()
         conns.close()

@@ -39,7 +39,7 @@ from .plan import NAMED_PROBLEMS, SizeCheck, check_records, layout_of
 from .progress import Progress
 from .report import Plan
 
-__all__ = ["Prescan", "checks_target", "mapping_lines", "prepare_layouts", "strict_problems"]
+__all__ = ["Prescan", "checks_target", "mapping_lines", "prepare_layouts", "strict_problems", "target_notes"]
 
 
 def mapping_lines(coll: Any, backend: str) -> list[str]:
@@ -79,6 +79,15 @@ def prepare_layouts(plan: Plan, source: Any, src_backend: str, tgt_backend: str)
     if not plan.reads_counted:
         plan.notes.append(f"the {src_backend} source does not count the conversions its reads make (nested objects "
                           "as dotted keys, nulls left out, dates as strings): the plan cannot list them")
+
+
+def target_notes(target: Any) -> list[str]:
+    """What a target outside vecbridge's layout says it gives up (its mapping's notes, e.g. Qdrant's
+    normalised cosine vectors), for the plan's losses."""
+    mapping = getattr(target, "mapping", None)
+    if layout_of(target) == "vecbridge" or not isinstance(mapping, CollectionMapping):
+        return []
+    return [f"the target: {note}" for note in mapping.notes]
 
 
 def checks_target(target: Any) -> bool:

@@ -12,8 +12,11 @@ A target in a framework layout (``langchain``, ``llamaindex``) is compared with 
 layout makes of the source's records (:func:`expectation`): each source record is encoded as
 the target's backend encodes it before writing and decoded as it decodes after reading
 (:class:`vecbridge.layouts.FrameworkLayout`), so a LlamaIndex ``_node_content`` whose id, text
-and metadata the encoding refreshed is no difference, and node keys a LangChain layout leaves
-out (a loss the plan declared) are not expected in the target; a value changed otherwise is.
+and metadata the encoding refreshed is no difference (nodes are compared as the JSON they hold),
+and node keys a LangChain layout leaves out (a loss the plan declared) are not expected in the
+target; a value changed otherwise is.  A cosine target outside vecbridge's layout is compared
+by the vectors' directions: Qdrant keeps such vectors normalised (its mapping says so), and a
+cosine score depends on the direction alone.
 
 Verification never passes on nothing: a record it set out to compare and could not
 read back (a sampled id the source no longer finds, a scan that yields fewer records
@@ -39,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnsupportedFeatureError, VecbridgeError
-from ..layouts import FRAMEWORKS, framework_layout
+from ..layouts import FRAMEWORKS, FrameworkLayout, framework_layout
 from ..types import INCLUDE_ALL, Record
 from .pipeline import Pipeline
 from .progress import Progress
@@ -47,8 +50,6 @@ from .report import Mismatch, VerificationResult
 
 __all__ = ["UNREAD", "VECTOR_RTOL", "Reservoir", "compare", "expectation", "verify_collections"]
 
-#: What a source record is expected to be in the target (``None``: itself).
-Expect = Callable[[Record], Record] | None
 
 #: Vectors match when every component differs by at most this much of the largest one.
 VECTOR_RTOL = 1e-6
@@ -134,26 +135,57 @@ def compare(src: Record, tgt: Record | None, dimension: int | None = None) -> li
     return out
 
 
-def expectation(target_layout: str, backend: str) -> Expect:
-    """How a source record reads back from a target in ``target_layout`` on ``backend``: the
-    layout's encode then decode for a framework layout (the declared conversions applied), else
-    unchanged."""
-    if target_layout not in FRAMEWORKS:
+class Expectation:
+    """How a target outside vecbridge's layout is compared with its source: each source record as
+    the target's framework layout makes it (encode, then decode), and, for a cosine target, the
+    vectors by direction (Qdrant keeps cosine vectors normalised outside vecbridge's layout, and
+    a cosine score depends on nothing else)."""
+
+    def __init__(self, layout: FrameworkLayout | None, directions: bool):
+        self.layout, self.directions = layout, directions
+
+    def _unit(self, rec: Record) -> Record:
+        if not self.directions or rec.vector is None:
+            return rec
+        v = np.asarray(rec.vector, dtype=np.float64)
+        norm = float(np.linalg.norm(v))
+        return rec if norm == 0.0 else Record(rec.id, (v / norm).astype(np.float32), rec.metadata, rec.document)
+
+    def source(self, rec: Record) -> Record:
+        """What the source record ``rec`` is expected to read back as from the target."""
+        if self.layout is not None:
+            try:
+                text, meta = self.layout.encode(rec.id, rec.document, rec.metadata)
+            except VecbridgeError:
+                text, meta = rec.document, dict(rec.metadata or {})  # the plan refused it; compared as it is
+            document, metadata = self.layout.decode(text, meta)
+            rec = Record(rec.id, rec.vector, metadata, document)
+        return self._unit(rec)
+
+    def target(self, rec: Record | None) -> Record | None:
+        return None if rec is None else self._unit(rec)
+
+
+#: What a source record is expected to be in the target (``None``: itself).
+Expect = Expectation | None
+
+
+def expectation(target_layout: str, backend: str, metric: str | None = None) -> Expect:
+    """How to compare a source with a target in ``target_layout`` on ``backend`` (the target's own
+    backend name) of ``metric``: ``None`` for vecbridge's layout (every value exactly as read)."""
+    if target_layout == "vecbridge":
         return None
-    try:
-        layout = framework_layout(target_layout, backend)
-    except UnsupportedFeatureError:
-        return None  # no such target can exist; the plan refused it
-
-    def expect(rec: Record) -> Record:
+    layout = None
+    if target_layout in FRAMEWORKS:
         try:
-            text, meta = layout.encode(rec.id, rec.document, rec.metadata)
-        except VecbridgeError:
-            return rec  # refused by the plan; compared as it is
-        document, metadata = layout.decode(text, meta)
-        return Record(rec.id, rec.vector, metadata, document)
+            layout = framework_layout(target_layout, backend)
+        except UnsupportedFeatureError:
+            layout = None  # no such target can exist; the plan refused it
+    return Expectation(layout, metric == "cosine")
 
-    return expect
+
+def _pair(expect: Expect, src: Record, tgt: Record | None) -> tuple[Record, Record | None]:
+    return (src, tgt) if expect is None else (expect.source(src), expect.target(tgt))
 
 
 class Reservoir:
@@ -205,8 +237,7 @@ def _compare_ids(source: Any, target: Any, ids: Sequence[str], result: Verificat
                                             "during verification, or the source cannot read its own ids back"))
             continue
         result.checked += 1
-        want = src[id_] if expect is None else expect(src[id_])
-        for m in compare(want, tgt.get(id_), dimension):
+        for m in compare(*_pair(expect, src[id_], tgt.get(id_)), dimension):
             result.add(m)
 
 
@@ -226,7 +257,7 @@ def _compare_scan(source: Any, target: Any, batch_size: int, step: Callable[[int
             found = {r.id: r for r in tgt_batch}
             for rec in src_batch:
                 checked += 1
-                found_all += compare(rec if expect is None else expect(rec), found.get(rec.id), reembedded)
+                found_all += compare(*_pair(expect, rec, found.get(rec.id)), reembedded)
             step(len(src_batch))
     return checked, found_all
 
