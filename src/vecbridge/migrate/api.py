@@ -245,7 +245,7 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
                                     reembed=embedder, layout=wanted, strict=strict)
         prepare_layouts(plan, src.collection, src.backend_name, tgt.backend_name)
         existing = tgt.collection if plan.target_exists else None
-        plan.losses += target_notes(existing)
+        plan.target_notes = target_notes(existing, tgt.backend_name)
         report = MigrationReport(source=plan.source, target=plan.target, source_collection=plan.source_collection,
                                  target_collection=plan.target_collection, mapped_from=plan.mapped_from,
                                  records_total=plan.source_count, batch_size=plan.batch_size, plan=plan,
@@ -282,7 +282,7 @@ def migrate(source: str | URL | Any, target: str | URL | Any, *, batch_size: int
         t0 = time.monotonic()
         if not plan.target_exists:
             created = _create_target(tgt, plan, state)
-            plan.losses += target_notes(created)
+            plan.target_notes = target_notes(created, tgt.backend_name)
             if checks_target(created):  # a new native or framework collection may refuse a value too
                 _prescan(src, tgt, plan, None, target=created, count=False)
                 if plan.problems:

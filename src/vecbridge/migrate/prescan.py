@@ -81,13 +81,20 @@ def prepare_layouts(plan: Plan, source: Any, src_backend: str, tgt_backend: str)
                           "as dotted keys, nulls left out, dates as strings): the plan cannot list them")
 
 
-def target_notes(target: Any) -> list[str]:
-    """What a target outside vecbridge's layout says it gives up (its mapping's notes, e.g. Qdrant's
-    normalised cosine vectors), for the plan's losses."""
+def target_notes(target: Any, backend: str) -> list[str]:
+    """What a target outside vecbridge's layout says of itself beyond its layout's description (its
+    mapping's notes: e.g. Qdrant's normalised cosine vectors, what Chroma refuses), for the plan."""
     mapping = getattr(target, "mapping", None)
-    if layout_of(target) == "vecbridge" or not isinstance(mapping, CollectionMapping):
+    layout = layout_of(target)
+    if layout == "vecbridge" or not isinstance(mapping, CollectionMapping):
         return []
-    return [f"the target: {note}" for note in mapping.notes]
+    described: set[str] = set()
+    if layout in FRAMEWORKS:
+        try:
+            described = set(framework_layout(layout, backend).describe())
+        except UnsupportedFeatureError:
+            pass
+    return [note for note in mapping.notes if note not in described]
 
 
 def checks_target(target: Any) -> bool:

@@ -121,6 +121,9 @@ class Plan:
     read_conversions: dict[str, int] = field(default_factory=dict)
     write_conversions: dict[str, int] = field(default_factory=dict)
     losses: list[str] = field(default_factory=list)
+    #: What a target outside vecbridge's layout says of itself (its mapping's notes: what it gives up,
+    #: refuses, or filters otherwise), once it is open.
+    target_notes: list[str] = field(default_factory=list)
     reads_counted: bool = True
     #: ``--strict``: any conversion refuses the copy before anything is written.
     strict: bool = False
@@ -148,6 +151,7 @@ class Plan:
                                                                                                   "vecbridge"):
             lines.append("converted:  nothing: every value is carried as it is")
         lines += [f"not carried: {loss}" for loss in self.losses]
+        lines += [f"the target: {note}" for note in self.target_notes]
         return lines
 
     def describe(self) -> list[str]:
