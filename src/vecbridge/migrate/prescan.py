@@ -24,9 +24,7 @@ null leaves no trace), so only the backend that read the native values can count
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 
 from ..base import BaseCollection
@@ -35,6 +33,7 @@ from ..layouts import FRAMEWORKS, carry_notes, framework_layout
 from ..mapping import CollectionMapping, Conversions, id_to_native
 from ..types import INCLUDE_ALL, Record
 from ..validation import Batch, validate_batch
+from .copier import _naming
 from .plan import NAMED_PROBLEMS, SizeCheck, check_records, layout_of
 from .progress import Progress
 from .report import Plan
@@ -107,15 +106,6 @@ def checks_target(target: Any) -> bool:
         return True
     hook = getattr(type(target), "_vb_check_batch", None)
     return hook is not None and hook is not BaseCollection._vb_check_batch
-
-
-def _named(records: Sequence[Record], exc: Exception) -> str:
-    """The target's refusal, with the record it names ("metadatas[3] ..." -> its id)."""
-    text = re.sub(r";? *nothing was written\.?$", "", str(exc))
-    m = re.match(r"(ids|vectors|metadatas|documents)\[(\d+)\]", text)
-    if m and int(m.group(2)) < len(records):
-        return f"record {records[int(m.group(2))].id!r} cannot be written to the target: {text}"
-    return f"the target refuses a record: {text}"
 
 
 class Prescan:
@@ -220,7 +210,8 @@ class Prescan:
         try:
             target._vb_check_batch(b)
         except InvalidRecordError as exc:
-            return _named(records, exc)
+            why = _naming(records, exc)  # the record it names, by its id
+            return why if why.startswith("record ") else f"the target refuses a record: {why}"
         return None
 
 
