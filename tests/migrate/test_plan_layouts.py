@@ -244,3 +244,27 @@ def test_a_cosine_target_outside_vecbridges_layout_is_compared_by_direction(tmp_
         assert [(m.id, m.field) for m in result.mismatches] == [("r4", "vector")]
     finally:
         client.close()
+
+
+def test_a_nodes_metadata_kept_nested_by_the_target_is_no_difference(tmp_path: Any) -> None:
+    """A LlamaIndex target may keep a node's metadata nested as the application wrote it while the
+    record's keys are dotted (the contract's rule): the same values."""
+    stale = {"id_": "x", "metadata": {}, "text": "", "class_name": "TextNode", "embedding": None,
+             "relationships": {"1": {"node_id": "d1", "node_type": "4", "metadata": {}, "hash": None,
+                                     "class_name": "RelatedNodeInfo"}}}
+    keys = {"_node_type": "TextNode", "document_id": "d1", "doc_id": "d1", "ref_doc_id": "d1"}
+    own = {"author": "a", "about.n": 1, "about.tags": ["x"]}
+    held = {**stale, "id_": "r0", "text": "the text", "metadata": {"author": "a", "about": {"n": 1, "tags": ["x"]}}}
+    client = vecbridge.connect(f"faiss:///{tmp_path}/f")
+    try:
+        src = client.create_collection("src", DIM, "l2")
+        src.upsert(["r0"], VECS[:1], [{**own, **keys, "_node_content": json.dumps(stale)}], ["the text"])
+        tgt = client.create_collection("tgt", DIM, "l2")
+        tgt.upsert(["r0"], VECS[:1], [{**own, **keys, "_node_content": json.dumps(held)}], ["the text"])
+        assert verify_collections(src, tgt, "full", expect=expectation("llamaindex", "qdrant")).ok
+        held["metadata"]["about"]["n"] = 2  # a value that differs inside the node is a difference
+        tgt.upsert(["r0"], VECS[:1], [{**own, **keys, "_node_content": json.dumps(held)}], ["the text"])
+        result = verify_collections(src, tgt, "full", expect=expectation("llamaindex", "qdrant"))
+        assert [(m.id, m.field) for m in result.mismatches] == [("r0", "metadata")]
+    finally:
+        client.close()

@@ -43,6 +43,7 @@ import numpy as np
 
 from ..errors import UnsupportedFeatureError, VecbridgeError
 from ..layouts import FRAMEWORKS, FrameworkLayout, framework_layout
+from ..mapping import to_metadata
 from ..types import INCLUDE_ALL, Record
 from .pipeline import Pipeline
 from .progress import Progress
@@ -93,15 +94,23 @@ def _vector_difference(a: Any, b: Any) -> str | None:
 
 
 def _node_json(meta: dict[str, Any]) -> dict[str, Any]:
-    """A LlamaIndex node (``_node_content``) compared as the JSON it holds: one serialiser's key
-    order or spacing is no difference."""
+    """A LlamaIndex node (``_node_content``) compared as the JSON it holds, its own metadata by the
+    contract's rule (:func:`vecbridge.mapping.to_metadata`): one serialiser's key order or spacing,
+    or a backend keeping the node's metadata nested as the application wrote it where the
+    record's keys are dotted, is no difference."""
     raw = meta.get("_node_content")
     if not isinstance(raw, str):
         return meta
     try:
-        return {**meta, "_node_content": json.loads(raw)}
+        node = json.loads(raw)
     except ValueError:
         return meta
+    if isinstance(node, dict) and isinstance(node.get("metadata"), dict):
+        try:
+            node["metadata"] = to_metadata(node["metadata"])
+        except VecbridgeError:
+            pass  # a value metadata cannot hold: compared as it is
+    return {**meta, "_node_content": node}
 
 
 def compare(src: Record, tgt: Record | None, dimension: int | None = None) -> list[Mismatch]:
