@@ -196,3 +196,11 @@ def test_a_native_target_takes_integer_ids(pg: engines.Engine, tmp_path: Any) ->
         rows = conn.execute("SELECT id, content, metadata FROM public.int_target ORDER BY id").fetchall()
         conn.execute("DELETE FROM public.int_target")
     assert rows == [(100 + i, f"d{i}", {"k": i}) for i in range(10)]
+
+
+def test_strict_into_an_existing_native_table_leaves_it_empty(pg: engines.Engine) -> None:
+    target = f"{pg.url}&collection=public.int_target"
+    with pytest.raises(MigrationError) as err:
+        vecbridge.migrate(_src(pg), target, strict=True, batch_size=4, workers=1, checkpoint=False)
+    assert f"{N:,} dates and timestamps as ISO-8601 strings (reading the source)" in str(err.value)
+    assert _rows(pg, "public.int_target") == 0

@@ -97,9 +97,12 @@ def target_notes(target: Any, backend: str) -> list[str]:
 
 
 def checks_target(target: Any) -> bool:
-    """Whether ``target`` can refuse a record the core's validation accepts: a native key of
-    integers or UUIDs, or a ``_vb_check_batch`` of its backend's own."""
-    if target is None:
+    """Whether ``target`` can refuse a record the core's validation accepts: a collection outside
+    vecbridge's layout with a native key of integers or UUIDs, or a ``_vb_check_batch`` of its
+    backend's own.  A collection in vecbridge's layout holds every record the contract accepts
+    (its size limits are checked apart), so it is not asked: a copy between two of them reads
+    the source once."""
+    if target is None or layout_of(target) == "vecbridge":
         return False
     mapping = getattr(target, "mapping", None)
     if isinstance(mapping, CollectionMapping) and mapping.id_kind in ("int", "uuid"):
