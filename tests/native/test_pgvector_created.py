@@ -10,11 +10,11 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import engines
 import numpy as np
 import psycopg
 import pytest
 
-import engines
 import vecbridge
 from vecbridge import InvalidRecordError, filters
 from vecbridge.validation import Batch

@@ -44,8 +44,8 @@ from . import ddl
 from .ops import Exec, Program
 
 if TYPE_CHECKING:
-    from .native import NativeCollection, Relation
     from ...mapping import CollectionMapping
+    from .native import NativeCollection
 
 __all__ = ["DECIDED", "PENDING", "comment_metric", "create_sql", "decide_columns", "p_decide"]
 

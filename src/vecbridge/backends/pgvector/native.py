@@ -42,7 +42,6 @@ from ...errors import (
     InvalidMetadataError,
     InvalidRecordError,
     UnsupportedFeatureError,
-    UnsupportedFilterError,
 )
 from ...filters import Node
 from ...mapping import (
@@ -61,6 +60,8 @@ from ...validation import Batch
 from . import created, ddl
 from .codec import dump_json, vector_param
 from .collection import PgvectorCollection
+from .nativefilters import compare as _compare
+from .nativefilters import splits as _splits
 from .ops import Many, Program, Transaction
 from .translator import ColumnKey, JsonKey, compile_filter
 
@@ -75,8 +76,6 @@ _KINDS = {"int2": "int", "int4": "int", "int8": "int", "float4": "float", "float
           "timestamp": "datetime", "timestamptz": "datetime", "bytea": "bytes", "vector": "vector"}
 _INT_RANGE = {"int2": 2**15, "int4": 2**31, "int8": 2**63}
 _METRICS = {v: k for k, v in ddl.OPCLASSES.items()}
-#: A dotted filter key names 2**dots jsonb paths; past this many dots a filter is refused.
-MAX_KEY_DOTS = 6
 
 FIND = """
 SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -208,67 +207,6 @@ def open_native(client: PgvectorClient, conn: psycopg.Connection, schema: str, t
     return NativeCollection(client, mapping, rel)
 
 
-def _splits(key: str) -> tuple[tuple[str, ...], ...]:
-    """Every jsonb path a flattened key can stand for: ``a.b`` is ``("a.b",)`` or ``("a", "b")``."""
-    parts = key.split(".")
-    if len(parts) - 1 > MAX_KEY_DOTS:
-        raise UnsupportedFilterError(f"the filter key {key!r} has more than {MAX_KEY_DOTS} dots; the pgvector backend "
-                                     "tries every nesting of a dotted key in a jsonb column and stops there")
-    out = []
-    for mask in range(1 << (len(parts) - 1)):
-        path, cur = [], parts[0]
-        for i, part in enumerate(parts[1:]):
-            if mask >> i & 1:
-                path.append(cur)
-                cur = part
-            else:
-                cur = f"{cur}.{part}"
-        out.append((*path, cur))
-    return tuple(out)
-
-
-def _compare(kind: str, value: Any) -> tuple[Any, str] | None:
-    """A filter value as a column of ``kind`` compares with it (``range:KIND`` for $gt …)."""
-    if kind.startswith("range:"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None
-        if kind == "range:int":
-            return Decimal(value), "numeric"  # exact for ints and floats alike
-        if kind == "range:float":
-            return _as_float(value), "float8"
-        return None
-    if isinstance(value, bool):
-        return (value, "bool") if kind == "bool" else None
-    if kind == "int":
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        return (value, "int8") if isinstance(value, int) and -2**63 <= value < 2**63 else None
-    if kind == "float":
-        return (_as_float(value), "float8") if isinstance(value, (int, float)) else None
-    if not isinstance(value, str):
-        return None
-    if kind == "string":
-        return value, "text"
-    try:
-        if kind == "uuid":
-            parsed: Any = uuid.UUID(value)
-            cast = "uuid"
-        elif kind == "date":
-            parsed, cast = _dt.date.fromisoformat(value), "date"
-        elif kind in ("datetime", "datetimetz"):
-            parsed = _dt.datetime.fromisoformat(value)
-            aware = parsed.utcoffset() is not None
-            if aware != (kind == "datetimetz") or (aware and parsed.utcoffset() != _dt.timedelta(0)):
-                return None  # read back as UTC (or naive): no stored value has this text
-            cast = "timestamptz" if aware else "timestamp"
-        else:
-            return None
-    except ValueError:
-        return None
-    # only the text a stored value reads back as (mapping.to_metadata) can equal it
-    return (parsed, cast) if (str(parsed) if kind == "uuid" else parsed.isoformat()) == value else None
-
-
 def _numeric(value: int | float) -> Decimal:
     """A number for a numeric column that reads back as the same type: an int at scale 0, a float
     with a fraction digit (``1.0`` stays a float: mapping.to_metadata reads scale > 0 as float)."""
@@ -277,13 +215,6 @@ def _numeric(value: int | float) -> Decimal:
     d = Decimal(repr(value))
     exponent = d.as_tuple().exponent
     return d.quantize(Decimal("0.1")) if isinstance(exponent, int) and exponent >= 0 else d
-
-
-def _as_float(value: int | float) -> float:
-    if isinstance(value, int) and abs(value) > 2**53:
-        raise UnsupportedFilterError(f"the pgvector backend compares a float column with integers exactly only up to "
-                                     f"2**53; the filter has {value}")
-    return float(value)
 
 
 class NativeCollection(PgvectorCollection):
