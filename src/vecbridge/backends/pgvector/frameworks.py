@@ -53,19 +53,27 @@ from ...mapping import Conversions, NativeSchema, decide
 from ...types import Record
 from ...validation import Batch
 from . import created, ddl
-from .native import COLUMNS, NativeCollection, Relation, describe
+from .native import COLUMNS, COMMENT, NativeCollection, Relation, describe
 from .ops import Exec, Program
 
 if TYPE_CHECKING:
     from .client import PgvectorClient
 
-__all__ = ["FrameworkCollection", "LangchainCollection", "LlamaIndexCollection", "create", "find", "listing"]
+__all__ = ["FrameworkCollection", "LangchainCollection", "LlamaIndexCollection", "create", "drop", "exists", "find",
+           "listing"]
 
 LC_COLLECTIONS, LC_EMBEDDINGS = "langchain_pg_collection", "langchain_pg_embedding"
 LI_PREFIX = "data_"
 LI_COLUMNS = frozenset({"text", "metadata_", "node_id", "embedding"})
 #: serialises the making of LangChain's tables (langchain-postgres takes its own lock for the extension)
 _LC_LOCK = 0x76626C63  # "vblc"
+#: What each layout gives up on PostgreSQL, in the mapping's description (``vecbridge info``, the plan).
+NOTES = {"langchain": ("an id is the primary key of the whole langchain_pg_embedding table: an id that another "
+                       "LangChain collection holds is refused",
+                       "nested cmetadata objects read as dotted keys"),
+         "llamaindex": ("node_id has no unique index: an upsert deletes the node's rows and inserts it, in one "
+                        "transaction",
+                        "a record without a text is stored with an empty text (the text column is NOT NULL)")}
 EMPTY_TEXT = "records without a text stored with an empty text (LlamaIndex's text column is NOT NULL)"
 
 
@@ -208,6 +216,7 @@ def _open(client: PgvectorClient, conn: psycopg.Connection, cls: Callable[..., F
     mapping = decide(native, lay.mapping_options() | user)
     if "metadata_fields" not in user:  # collection_id, LlamaIndex's bigserial id: not metadata
         mapping = dataclasses.replace(mapping, metadata_fields=())
+    mapping = dataclasses.replace(mapping, notes=(*lay.describe(), *NOTES[layout]))
     return cls(client, mapping, rel, name, **kw)
 
 
@@ -275,6 +284,39 @@ def listing(client: PgvectorClient, conn: psycopg.Connection, natives: list[tupl
                 continue
         rest.append((schema, table, kind))
     return entries, rest
+
+
+def _droppable(client: PgvectorClient, conn: psycopg.Connection, name: str) -> sql.Composed | None:
+    """The statement that deletes the collection ``name`` that vecbridge may delete: a LangChain
+    collection (its row and its rows), a LlamaIndex store's table, a table vecbridge made in the
+    native layout.  ``None`` for anything else: a table of the user's is never dropped."""
+    schema = client.schema
+    layout = client.mapping_options.get("layout") or None
+    if layout in (None, "langchain") and _has(conn, schema, LC_COLLECTIONS) and _has(conn, schema, LC_EMBEDDINGS) \
+            and _langchain_rows(conn, schema, name):
+        coll, emb = sql.Identifier(schema, LC_COLLECTIONS), sql.Identifier(schema, LC_EMBEDDINGS)
+        return sql.SQL("DELETE FROM {} WHERE collection_id = (SELECT uuid FROM {} WHERE name = {}); "
+                       "DELETE FROM {} WHERE name = {}").format(emb, coll, sql.Literal(name), coll, sql.Literal(name))
+    if layout in (None, "llamaindex") and _has(conn, schema, LI_PREFIX + name) and \
+            LI_COLUMNS <= _column_names(conn, schema, LI_PREFIX + name):
+        return sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, LI_PREFIX + name))
+    table = name.split(".", 1) if "." in name and not _has(conn, schema, name) else [schema, name]
+    if len(table) == 2 and _has(conn, *table):
+        comment = conn.execute(COMMENT, (sql.Identifier(*table).as_string(conn),)).fetchone()
+        if comment is not None and str(comment[0] or "").startswith(created.DECIDED):
+            return sql.SQL("DROP TABLE {}").format(sql.Identifier(*table))
+    return None
+
+
+def exists(client: PgvectorClient, conn: psycopg.Connection, name: str) -> bool:
+    """Whether ``name`` is a collection of a framework layout, or a table vecbridge made in the native layout."""
+    return _droppable(client, conn, name) is not None
+
+
+def drop(client: PgvectorClient, conn: psycopg.Connection, name: str) -> None:
+    stmt = _droppable(client, conn, name)
+    if stmt is not None:
+        conn.execute(stmt)
 
 
 # -- creating ---------------------------------------------------------------------------------

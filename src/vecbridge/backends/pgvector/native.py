@@ -26,6 +26,7 @@ Columns are read in UTC (``SET TimeZone``), so a timestamptz reads as ``…+00:0
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import uuid
 from collections.abc import Mapping, Sequence
@@ -235,6 +236,8 @@ class NativeCollection(PgvectorCollection):
         """The SQL pieces of ``mapping`` on ``rel`` (again after the first write decided a
         created table's columns: :mod:`.created`)."""
         assert mapping.id_field is not None and mapping.vector_field is not None
+        if rel.comment.startswith(created.DECIDED) and created.NOTES[0] not in mapping.notes:
+            mapping = dataclasses.replace(mapping, notes=mapping.notes + created.NOTES)
         self.mapping = mapping
         self._rel = rel
         #: a table vecbridge made in the native layout whose metadata columns the first write decides
