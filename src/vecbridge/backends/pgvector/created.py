@@ -53,10 +53,10 @@ PENDING = "vecbridge layout=native: metadata columns are decided by the first wr
 DECIDED = "vecbridge layout=native"
 BASE_COLUMNS = ("id", "embedding", "document", "metadata")
 #: What the layout gives up, in the mapping's description (``vecbridge info``, the plan).
-NOTES = ("made by vecbridge in the native layout: the first write's metadata keys of one type are columns, the "
-         "rest is in metadata jsonb",
-         "gives up: a later value of another type than its key's column is refused; an int written into a double "
-         "precision column reads back as a float; no vecbridge configuration entries (an embedding spec)")
+NOTES = (("made by vecbridge in the native layout: the first write's metadata keys of one type are columns, the "
+          "rest is in metadata jsonb"),
+         ("gives up: a later value of another type than its key's column is refused; an int written into a double "
+          "precision column reads back as a float; no vecbridge configuration entries (an embedding spec)"))
 _TYPES = {str: "text", int: "bigint", float: "double precision", bool: "boolean"}
 _METRIC = re.compile(r"\bmetric=(cosine|l2|ip)\b")
 MAX_NAME_BYTES = 63  # NAMEDATALEN - 1: a longer name would be cut

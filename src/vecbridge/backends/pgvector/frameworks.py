@@ -38,6 +38,7 @@ every read through its ``decode``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import uuid
 from collections.abc import Callable, Sequence
@@ -68,11 +69,11 @@ LI_COLUMNS = frozenset({"text", "metadata_", "node_id", "embedding"})
 #: serialises the making of LangChain's tables (langchain-postgres takes its own lock for the extension)
 _LC_LOCK = 0x76626C63  # "vblc"
 #: What each layout gives up on PostgreSQL, in the mapping's description (``vecbridge info``, the plan).
-NOTES = {"langchain": ("an id is the primary key of the whole langchain_pg_embedding table: an id that another "
-                       "LangChain collection holds is refused",
+NOTES = {"langchain": (("an id is the primary key of the whole langchain_pg_embedding table: an id that another "
+                        "LangChain collection holds is refused"),
                        "nested cmetadata objects read as dotted keys"),
-         "llamaindex": ("node_id has no unique index: an upsert deletes the node's rows and inserts it, in one "
-                        "transaction",
+         "llamaindex": (("node_id has no unique index: an upsert deletes the node's rows and inserts it, in one "
+                         "transaction"),
                         "a record without a text is stored with an empty text (the text column is NOT NULL)")}
 EMPTY_TEXT = "records without a text stored with an empty text (LlamaIndex's text column is NOT NULL)"
 
@@ -275,12 +276,12 @@ def listing(client: PgvectorClient, conn: psycopg.Connection, natives: list[tupl
             names = _column_names(conn, schema, table)
             if table == LC_EMBEDDINGS and "collection_id" in names and _has(conn, schema, LC_COLLECTIONS):
                 for row in _langchain_rows(conn, schema):
-                    entries.append((str(row[1]), "langchain", lambda row=row: _open_langchain(client, conn, row)))
+                    entries.append((str(row[1]), "langchain", functools.partial(_open_langchain, client, conn, row)))
                 continue
             if table.startswith(LI_PREFIX) and LI_COLUMNS <= names:
                 name = table[len(LI_PREFIX):]
-                entries.append((name, "llamaindex", lambda t=table, n=name: _open(
-                    client, conn, LlamaIndexCollection, "llamaindex", t, n)))
+                entries.append((name, "llamaindex", functools.partial(
+                    _open, client, conn, LlamaIndexCollection, "llamaindex", table, name)))
                 continue
         rest.append((schema, table, kind))
     return entries, rest

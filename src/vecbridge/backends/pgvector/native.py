@@ -235,9 +235,9 @@ class NativeCollection(PgvectorCollection):
     def _set_layout(self, mapping: CollectionMapping, rel: Relation) -> None:
         """The SQL pieces of ``mapping`` on ``rel`` (again after the first write decided a
         created table's columns: :mod:`.created`)."""
-        assert mapping.id_field is not None and mapping.vector_field is not None
         if rel.comment.startswith(created.DECIDED) and created.NOTES[0] not in mapping.notes:
             mapping = dataclasses.replace(mapping, notes=mapping.notes + created.NOTES)
+        assert mapping.id_field is not None and mapping.vector_field is not None
         self.mapping = mapping
         self._rel = rel
         #: a table vecbridge made in the native layout whose metadata columns the first write decides
