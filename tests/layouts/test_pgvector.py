@@ -8,6 +8,7 @@ psycopg's reads of the tables, and the official package's own answers on the sou
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,7 @@ import psycopg
 import pytest
 
 import vecbridge
+import vecbridge.aio
 from vecbridge import DuplicateIdError, InvalidMetadataError, InvalidRecordError, filters
 from vecbridge.scores import brute_force_distances
 from vecbridge.validation import Batch
@@ -93,6 +95,9 @@ def test_writes_keep_to_their_langchain_collection(server: engines.Engine) -> No
         # "a1" is lc_a's: the id is the primary key of the whole table
         with pytest.raises(InvalidRecordError, match="another LangChain collection"):
             coll.upsert(["a1", "b9"], [app.vector("x"), app.vector("y")], [{}, {}], ["x", "y"])
+        bad = Batch(["b9", "a2"], np.array([app.vector("x")] * 2, dtype=np.float32), [{}, {}], ["x", "y"])
+        with pytest.raises(InvalidRecordError, match="'a2' \\(in 'lc_a'\\)"):
+            coll._vb_check_batch(bad)
         coll.delete(where={"n": {"$gte": 0}})  # every record of lc_b, and of lc_b only
         assert coll.count() == 0
         coll.add([i for i, _, _ in LC_B], [app.vector(t) for _, t, _ in LC_B], [m for _, _, m in LC_B],
@@ -227,3 +232,34 @@ def test_langchain_nested_metadata_updates_and_empty_collections(server: engines
         client.delete_collection("lc_nested")
         assert not {"lc_empty", "lc_nested"} & set(client.list_collections())
         assert "lc_a" in client.list_collections()
+
+
+def test_framework_collections_have_the_async_path(server: engines.Engine) -> None:
+    async def main() -> tuple[list[str], list[str]]:
+        async with await vecbridge.aio.connect(server.url) as client:
+            lc = await client.get_collection("lc_a")
+            li = await client.get_collection("li_docs")
+            return ([r.id for r in await lc.get(where={"topic": "db"}, include=[])],
+                    [h.id for h in await li.query(app.vector("llama text 4"), k=1)])
+
+    lc_ids, li_hit = asyncio.run(main())
+    assert sorted(lc_ids) == sorted(i for i, _, m in LC_A if m["topic"] == "db")
+    assert li_hit == ["node-4"]
+
+
+def test_a_langchain_table_with_a_dimension_refuses_another(server: engines.Engine) -> None:
+    with psycopg.connect(server.native["conninfo"], autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA typed")
+        conn.execute("CREATE TABLE typed.langchain_pg_collection (uuid uuid PRIMARY KEY, name varchar UNIQUE NOT NULL, "
+                     "cmetadata json)")
+        conn.execute("CREATE TABLE typed.langchain_pg_embedding (id varchar PRIMARY KEY, collection_id uuid "
+                     "REFERENCES typed.langchain_pg_collection (uuid) ON DELETE CASCADE, embedding vector(3), "
+                     "document varchar, cmetadata jsonb)")
+    with vecbridge.connect(f"{server.url}&schema=typed&layout=langchain") as client:
+        with pytest.raises(vecbridge.UnsupportedFeatureError, match="vector\\(3\\)"):
+            client.create_collection("five", 5)
+        coll = client.create_collection("three", 3)
+        coll.add(["t1"], [[1.0, 0.0, 0.0]], [{"k": "v"}], ["three"])
+        names = client.list_collections()
+        # the tables of ?schema= by their names; no session's temporary staging table (pg_temp_N._vb_stage)
+        assert "three" in names and not [n for n in names if n.startswith("pg_temp")], names

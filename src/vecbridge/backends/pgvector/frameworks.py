@@ -48,7 +48,7 @@ import psycopg
 from psycopg import sql
 
 from ...base import RawHit
-from ...errors import CollectionExistsError, DuplicateIdError, InvalidRecordError
+from ...errors import CollectionExistsError, DuplicateIdError, InvalidRecordError, UnsupportedFeatureError
 from ...layouts import FrameworkLayout, framework_layout
 from ...mapping import Conversions, NativeSchema, decide
 from ...types import Record
@@ -162,6 +162,10 @@ class LangchainCollection(FrameworkCollection):
             raise InvalidRecordError(
                 f"{len(rows)} id(s) belong to another LangChain collection of {self._rel.name!r}: {shown}; the id is "
                 "the primary key of the whole table, shared by every collection: choose other ids; nothing was written")
+
+    def _vb_check_batch(self, b: Batch) -> None:
+        super()._vb_check_batch(b)
+        self._io("check", self._p_before_insert(b, True))  # one read: ids another collection holds
 
     @property
     def _collections(self) -> str:
@@ -356,6 +360,13 @@ def create(client: PgvectorClient, layout: str, name: str, dimension: int, metri
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LC_LOCK,))
             for stmt in _langchain_ddl(schema, ext):
                 conn.execute(stmt)
+            typed = conn.execute(sql.SQL("SELECT atttypmod FROM pg_attribute WHERE attrelid = {}::regclass AND "
+                                         "attname = 'embedding'").format(sql.Literal(
+                                             sql.Identifier(schema, LC_EMBEDDINGS).as_string(conn)))).fetchone()
+            if typed is not None and typed[0] > 0 and typed[0] != dimension:
+                raise UnsupportedFeatureError(
+                    f"the LangChain table {schema}.{LC_EMBEDDINGS} holds vectors of {typed[0]} dimensions (its "
+                    f"embedding column is vector({typed[0]})), not {dimension}; use another ?schema= or database")
             if _langchain_rows(conn, schema, name):
                 raise exists
             cid = uuid.uuid4()

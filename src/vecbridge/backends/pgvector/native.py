@@ -78,9 +78,11 @@ _KINDS = {"int2": "int", "int4": "int", "int8": "int", "float4": "float", "float
 _INT_RANGE = {"int2": 2**15, "int4": 2**31, "int8": 2**63}
 _METRICS = {v: k for k, v in ddl.OPCLASSES.items()}
 
+# temporary tables are no collections: every pooled session has one with a vector column, the
+# staging table _vb_stage of upserts, and a superuser sees the others' in their pg_temp_N schemas
 FIND = """
 SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND NOT c.relispartition
+WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND NOT c.relispartition AND c.relpersistence <> 't'
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%%'
   AND has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')
   AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
