@@ -141,3 +141,21 @@ def test_migrate_faiss_into_the_native_layout(server: engines.Engine, tmp_path: 
     with vecbridge.open_collection(f"{server.url}&collection=moved") as coll:
         got = {r.id: r.metadata for b in coll.scan(batch_size=5) for r in b}
         assert got == {IDS[i]: _meta(i) for i in range(N)}
+
+
+def test_parallel_migration_decides_the_columns_once(server: engines.Engine, tmp_path: Any) -> None:
+    n = 600
+    vecs = np.random.default_rng(9).normal(size=(n, 3)).astype(np.float32)
+    metas = [{"i": i, "half": i % 2 == 0, "name": f"n{i}"} for i in range(n)]
+    with vecbridge.connect(f"faiss:///{tmp_path}/par") as client:
+        client.create_collection("par", 3, "l2").add([f"p{i:04d}" for i in range(n)], vecs, metas)
+    report = vecbridge.migrate(f"faiss:///{tmp_path}/par?collection=par",
+                               f"{server.url}&collection=par_native&layout=native", workers=3, batch_size=50,
+                               verify="full", checkpoint=False)
+    assert report.ok and report.workers == 3, report
+    with psycopg.connect(server.native["conninfo"], autocommit=True) as conn:
+        assert _columns(conn, "public.par_native") == {"id": "text", "embedding": "vector(3)", "document": "text",
+                                                      "metadata": "jsonb", "i": "bigint", "half": "boolean",
+                                                      "name": "text"}
+        rows = conn.execute("SELECT id, i, half, name, metadata FROM public.par_native ORDER BY id").fetchall()
+    assert rows == [(f"p{i:04d}", i, i % 2 == 0, f"n{i}", {}) for i in range(n)]

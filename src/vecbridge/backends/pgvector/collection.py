@@ -112,7 +112,7 @@ class PgvectorCollection(BaseCollection):
         try:
             conn = client._borrow()
             try:
-                return run_sync(conn, prog)
+                return run_sync(conn, self._guarded(prog))
             finally:
                 client._give_back(conn)
         except VecbridgeError:
@@ -122,6 +122,11 @@ class PgvectorCollection(BaseCollection):
             with self._mapped_errors(action):
                 raise
         raise AssertionError("unreachable")
+
+    def _guarded(self, prog: Program) -> Program:
+        """``prog`` as every hook runs it, sync or async (a native table still being laid out
+        looks at its columns first: :mod:`.created`)."""
+        return prog
 
     # -- the layout: what NativeCollection overrides -----------------------------------------
     def _cols(self, include: frozenset[str]) -> str:

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from ...mapping import CollectionMapping
     from .native import NativeCollection
 
-__all__ = ["DECIDED", "PENDING", "comment_metric", "create_sql", "decide_columns", "p_decide"]
+__all__ = ["DECIDED", "PENDING", "comment_metric", "create_sql", "decide_columns", "p_decide", "p_fresh", "p_layout"]
 
 PENDING = "vecbridge layout=native: metadata columns are decided by the first write"
 DECIDED = "vecbridge layout=native"
@@ -112,8 +112,6 @@ def decide_columns(metadatas: Iterable[dict[str, Any] | None]) -> dict[str, str]
 def p_decide(coll: NativeCollection, b: Batch) -> Program:
     """In its own transaction: add the columns ``b`` decides (unless another writer decided them
     first) and give back the collection's layout with them, ``(mapping, relation)``."""
-    from .native import COLUMNS, Column
-
     rel = coll._rel
     table = rel.ident
     reg = table.as_string(None)
@@ -127,7 +125,27 @@ def p_decide(coll: NativeCollection, b: Batch) -> Program:
                        fetch="rowcount")
         comment = f"{DECIDED} (metric={coll.metric})"
         yield Exec(sql.SQL("COMMENT ON TABLE {} IS {}").format(table, sql.Literal(comment)), fetch="rowcount")
-    rows = yield Exec(COLUMNS, (reg,), binary=False)
+    return (yield from p_layout(coll, comment))
+
+
+def p_fresh(coll: NativeCollection, prog: Program) -> Program:
+    """``prog``, after taking in the columns that another writer's first write decided: a
+    collection opened while its table was pending (the migration's own handle, which verifies)
+    must read the columns made since."""
+    row = yield Exec("SELECT obj_description(%s::regclass, 'pg_class')", (coll._rel.ident.as_string(None),), "one",
+                     binary=False)
+    comment = str(row[0] or "") if row is not None else ""
+    if not comment.startswith(PENDING):
+        coll._set_layout(*(yield from p_layout(coll, comment)))
+    return (yield from prog)
+
+
+def p_layout(coll: NativeCollection, comment: str) -> Program:
+    """The collection's ``(mapping, relation)`` with the columns its table has now."""
+    from .native import COLUMNS, Column
+
+    rel = coll._rel
+    rows = yield Exec(COLUMNS, (rel.ident.as_string(None),), binary=False)
     columns = {r[0]: Column(r[0], r[1], r[2], bool(r[4]), r[6]) for r in rows}
     mapping: CollectionMapping = coll.mapping
     added = tuple(n for n in columns if n not in BASE_COLUMNS and n not in mapping.metadata_fields)

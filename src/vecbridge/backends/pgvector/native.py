@@ -438,6 +438,9 @@ class NativeCollection(PgvectorCollection):
             out += [(self._q(f), f"%s::{self._rel.columns[f].native_type}") for f in self._fields]
         return out
 
+    def _guarded(self, prog: Program) -> Program:
+        return created.p_fresh(self, prog) if self._pending else prog
+
     def _p_write(self, b: Batch, replace: bool) -> Program:
         if self._pending:  # a table vecbridge made in the native layout: this batch decides its columns
             found = yield Transaction(created.p_decide(self, b))
