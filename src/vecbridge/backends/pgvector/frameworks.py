@@ -217,11 +217,14 @@ def _open(client: PgvectorClient, conn: psycopg.Connection, cls: Callable[..., F
     vec = user.get("vector_field", lay.vector_field)
     fields = tuple(dataclasses.replace(f, dimension=dimension) if f.name == vec and dimension else f
                    for f in native.fields)
-    native = NativeSchema(name, fields, native.metric or metric or lay.metric, layout=layout)
+    said = native.metric or metric or user.get("metric")
+    native = NativeSchema(name, fields, said or lay.metric, layout=layout)
     mapping = decide(native, lay.mapping_options() | user)
     if "metadata_fields" not in user:  # collection_id, LlamaIndex's bigserial id: not metadata
         mapping = dataclasses.replace(mapping, metadata_fields=())
-    mapping = dataclasses.replace(mapping, notes=(*lay.describe(), *NOTES[layout]))
+    guessed = () if said else (f"metric: {lay.metric}, what {lay.package} uses by default: nothing in the tables "
+                               "says it (add ?metric= if the application uses another)",)
+    mapping = dataclasses.replace(mapping, notes=(*lay.describe(), *NOTES[layout], *guessed))
     return cls(client, mapping, rel, name, **kw)
 
 

