@@ -84,7 +84,7 @@ class AsyncHooks:
         try:
             pool = await self._state.open()
             async with pool.connection() as conn:
-                return await run_async(conn, prog)
+                return await run_async(conn, self._sync._guarded(prog))
         except VecbridgeError:
             raise
         except Exception:

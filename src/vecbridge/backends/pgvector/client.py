@@ -44,7 +44,7 @@ from ...errors import (
 )
 from ...options import Option
 from ...url import URL
-from . import ddl, native
+from . import ddl, frameworks, native
 from .codec import dump_json, make_adapters
 from .collection import PgvectorCollection
 from .failures import ERRORS
@@ -65,7 +65,8 @@ OPTIONS = (
     Option("metadata_fields", doc="a native table's metadata columns, comma-separated (default: every other one)"),
     Option("metric", choices=("cosine", "l2", "ip"),
            doc="a native table's metric (default: its ANN index's operator class; needed without one)"),
-    Option("layout", doc="the layout to expect: vecbridge or native"),
+    Option("layout", choices=("vecbridge", "native", "langchain", "llamaindex"),
+           doc="the layout to create or expect: vecbridge (default), native, langchain or llamaindex"),
 )
 _MAPPING = ("id_field", "vector_field", "document_field", "metadata_field", "metadata_fields", "metric", "layout")
 _OWN_OPTIONS = frozenset(o.name for o in OPTIONS)
@@ -300,7 +301,10 @@ class PgvectorClient(BaseClient):
             return False
         with self._mapped_errors("looking up a collection"), self._connection() as conn:
             q = sql.SQL("SELECT 1 FROM {} WHERE name = %s").format(self._catalog)
-            return conn.execute(q, (name,)).fetchone() is not None
+            if conn.execute(q, (name,)).fetchone() is not None:
+                return True
+            with conn.transaction():  # a LangChain collection, a LlamaIndex store, a table made with layout=native
+                return frameworks.exists(self, conn, name)
 
     def _catalog_names(self, conn: psycopg.Connection) -> list[str]:
         q = sql.SQL("SELECT name FROM {} ORDER BY name").format(self._catalog)
@@ -314,20 +318,26 @@ class PgvectorClient(BaseClient):
     def _list_collections(self) -> list[str]:
         with self._mapped_errors("list_collections"), self._connection() as conn:
             own = self._catalog_names(conn)
-            return own + [f"{s}.{t}" for s, t, _ in self._natives(conn, own)]
+            found, rest = frameworks.listing(self, conn, self._natives(conn, own))
+            return own + [name for name, _, _ in found] + [f"{s}.{t}" for s, t, _ in rest]
 
     def describe_collections(self) -> list[dict[str, Any]]:
-        """Every collection: ``name``, ``layout`` (``vecbridge`` or ``native``) and ``error``, the
+        """Every collection: ``name``, ``layout`` (``vecbridge``, ``native``, ``langchain`` -- one
+        per LangChain collection of the shared tables -- or ``llamaindex``) and ``error``, the
         reason one cannot be opened (``None`` when it can); listing never fails on one of them."""
         self._check_open()
         with self._mapped_errors("describe_collections"), self._connection() as conn:
             own = self._catalog_names(conn)
             out: list[dict[str, Any]] = [{"name": n, "layout": "vecbridge", "error": None} for n in own]
-            for schema, table, relkind in self._natives(conn, own):
-                entry: dict[str, Any] = {"name": f"{schema}.{table}", "layout": "native", "error": None}
+            found, rest = frameworks.listing(self, conn, self._natives(conn, own))
+            openers = [(name, layout, opener) for name, layout, opener in found] + [
+                (f"{s}.{t}", "native", lambda s=s, t=t, k=k: native.open_native(self, conn, s, t, k))
+                for s, t, k in rest]
+            for name, layout, opener in openers:
+                entry: dict[str, Any] = {"name": name, "layout": layout, "error": None}
                 try:
                     with conn.transaction():  # a failed look-up leaves the connection usable
-                        native.open_native(self, conn, schema, table, relkind)
+                        opener()
                 except VecbridgeError as exc:
                     entry["error"] = str(exc)
                 except psycopg.Error as exc:
@@ -341,6 +351,11 @@ class PgvectorClient(BaseClient):
         with self._mapped_errors("get_collection"), self._connection() as conn:
             q = sql.SQL("SELECT dimension, metric, index FROM {} WHERE name = %s").format(self._catalog)
             row = conn.execute(q, (name,)).fetchone()
+            if row is None and self.mapping_options.get("layout") != "native":
+                with conn.transaction():  # a LangChain collection, a LlamaIndex store
+                    framework = frameworks.find(self, conn, name)
+                if framework is not None:
+                    return framework
             if row is None:  # a table vecbridge did not create: schema.table, or a table of ?schema=
                 found = self._natives(conn, self._catalog_names(conn))
                 hit = next(((s, t, k) for s, t, k in found if f"{s}.{t}" == name), None) or \
@@ -363,6 +378,10 @@ class PgvectorClient(BaseClient):
                     "(0.5.0 or later has); use {'type': 'ivf'} or {'type': 'flat'}")
             if index["type"] == "default":
                 index = {"type": "ivf"}
+        layout = self.mapping_options.get("layout") or "vecbridge"
+        if layout != "vecbridge":  # the natural schema, or a framework's tables (.created, .frameworks)
+            with self._mapped_errors(f"create_collection {name!r}"):
+                return frameworks.create(self, layout, name, dimension, metric, index)
         spec = ddl.resolve_index(index, dimension)
         table = self._table(name)
         with self._mapped_errors(f"create_collection {name!r}"), self._connection() as conn:
@@ -413,3 +432,5 @@ class PgvectorClient(BaseClient):
             gone = conn.execute(sql.SQL("DELETE FROM {} WHERE name = %s").format(self._catalog), (name,)).rowcount
             if gone:
                 conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._table(name)))
+            else:
+                frameworks.drop(self, conn, name)

@@ -90,6 +90,9 @@ class PgvectorCollection(BaseCollection):
         self._ident = table if table is not None else sql.Identifier(client.schema, name)
         # The SQL below is plain text with %s placeholders; '%' inside a quoted name must be doubled.
         self._t = self._ident.as_string(None).replace("%", "%%")
+        #: the table written (``_t`` is what reads select from: a LangChain collection's rows of
+        #: the shared table, :mod:`.frameworks`)
+        self._w = self._t
         self._key = "id"
         self._vec = "embedding"
         self._dist = self._distance_sql()
@@ -109,7 +112,7 @@ class PgvectorCollection(BaseCollection):
         try:
             conn = client._borrow()
             try:
-                return run_sync(conn, prog)
+                return run_sync(conn, self._guarded(prog))
             finally:
                 client._give_back(conn)
         except VecbridgeError:
@@ -119,6 +122,11 @@ class PgvectorCollection(BaseCollection):
             with self._mapped_errors(action):
                 raise
         raise AssertionError("unreachable")
+
+    def _guarded(self, prog: Program) -> Program:
+        """``prog`` as every hook runs it, sync or async (a native table still being laid out
+        looks at its columns first: :mod:`.created`)."""
+        return prog
 
     # -- the layout: what NativeCollection overrides -----------------------------------------
     def _cols(self, include: frozenset[str]) -> str:
@@ -155,8 +163,11 @@ class PgvectorCollection(BaseCollection):
         """A record id as the key column's value (keyset scans, partition bounds)."""
         return id_
 
+    #: a condition every statement on the table keeps to (a LangChain collection's rows: .frameworks)
+    _scope: str | None = None
+
     def _where(self, where: Node | None, params: list[Any], ids: list[str] | None = None) -> str:
-        conds = []
+        conds = [self._scope] if self._scope else []
         if ids is not None:
             conds.append(self._ids_cond(ids, params))
         if where is not None:
@@ -197,7 +208,7 @@ class PgvectorCollection(BaseCollection):
         count = Exec(f"SELECT count(*) FROM (SELECT 1 FROM {self._t} LIMIT %s) s", (n,), "one")
         if (yield count)[0] >= n:
             return False
-        yield Exec(f"LOCK TABLE {self._t} IN ACCESS EXCLUSIVE MODE", fetch="rowcount")
+        yield Exec(f"LOCK TABLE {self._w} IN ACCESS EXCLUSIVE MODE", fetch="rowcount")
         if (yield count)[0] >= n:
             return False  # another writer got there first
         names = yield Exec(ddl.FIND_VECTOR_INDEX, (self._pg.schema, self.name), binary=False)
@@ -238,12 +249,12 @@ class PgvectorCollection(BaseCollection):
         rebuild = yield from self._p_bulk_begin(len(b.ids))
         if replace:
             yield self._copy(_STAGE, b)
-            yield Exec(f"INSERT INTO {self._t} (id, embedding, metadata, document) "
+            yield Exec(f"INSERT INTO {self._w} (id, embedding, metadata, document) "
                        f"SELECT id, embedding, metadata, document FROM {_STAGE} ON CONFLICT (id) DO UPDATE "
                        "SET embedding = EXCLUDED.embedding, metadata = EXCLUDED.metadata, "
                        "document = EXCLUDED.document", fetch="rowcount", binary=False)
         else:
-            yield self._copy(self._t, b)
+            yield self._copy(self._w, b)
         if rebuild:
             yield from self._p_bulk_end()
 
@@ -266,7 +277,7 @@ class PgvectorCollection(BaseCollection):
         # The staging table has no statistics: keep the planner on the primary key.
         yield Exec("SET LOCAL enable_hashjoin = off", fetch="rowcount")
         yield Exec("SET LOCAL enable_mergejoin = off", fetch="rowcount")
-        yield Exec(f"UPDATE {self._t} t SET {', '.join(sets)} FROM {_STAGE} s WHERE t.id = s.id", fetch="rowcount")
+        yield Exec(f"UPDATE {self._w} t SET {', '.join(sets)} FROM {_STAGE} s WHERE t.id = s.id", fetch="rowcount")
 
     def _p_update_tx(self, b: Batch) -> Program:
         # Lock the rows first: a concurrent delete cannot slip in between check and write.
@@ -286,7 +297,7 @@ class PgvectorCollection(BaseCollection):
 
     def _p_delete(self, ids: list[str] | None, where: Node | None) -> Program:
         params: list[Any] = []
-        yield Exec(f"DELETE FROM {self._t}{self._where(where, params, ids)}", params, "rowcount")
+        yield Exec(f"DELETE FROM {self._w}{self._where(where, params, ids)}", params, "rowcount")
 
     # -- read programs ---------------------------------------------------------------------------
     def _p_existing(self, ids: list[str]) -> Program:
@@ -350,20 +361,24 @@ class PgvectorCollection(BaseCollection):
         rows = yield Each(q, [[vector_param(v), *fparams] for v in vectors])
         return [self._to_hits(rs) for rs in rows]
 
+    def _sampled(self, sample: str) -> str:
+        """The FROM clause of the partitions' quantiles (a TABLESAMPLE applies to a table only)."""
+        return f"{self._t}{sample}"
+
     def _p_partitions(self, n: int) -> Program:
         """Split points of the key: ``n - 1`` sampled quantiles, repeats removed."""
         extra = {"key": self._key}
         if n == 1:
             return [Partition(self.name, 0, 1, "range", extra=extra)]
         row = yield Exec("SELECT c.reltuples, c.relkind FROM pg_class c WHERE c.oid = %s::regclass",
-                         (self._t.replace("%%", "%"),), "one", binary=False)
+                         (self._w.replace("%%", "%"),), "one", binary=False)
         sample = ""
         if row is not None and row[1] in ("r", "m") and row[0] > SAMPLE_ABOVE:
             percent = min(100.0, 100.0 * SAMPLE_PER_PARTITION * n / float(row[0]))
             sample = f" TABLESAMPLE SYSTEM ({percent:.6f})"
         fractions = [i / n for i in range(1, n)]
         got = yield Exec(f"SELECT percentile_disc(%s::float8[]) WITHIN GROUP (ORDER BY {self._key}) "
-                         f"FROM {self._t}{sample}", (fractions,), "one")
+                         f"FROM {self._sampled(sample)}", (fractions,), "one")
         points: list[str] = []
         for value in (got[0] if got is not None and got[0] is not None else []):
             if value is None:

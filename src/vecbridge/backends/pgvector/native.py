@@ -26,6 +26,7 @@ Columns are read in UTC (``SET TimeZone``), so a timestamptz reads as ``…+00:0
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import uuid
 from collections.abc import Mapping, Sequence
@@ -42,7 +43,6 @@ from ...errors import (
     InvalidMetadataError,
     InvalidRecordError,
     UnsupportedFeatureError,
-    UnsupportedFilterError,
 )
 from ...filters import Node
 from ...mapping import (
@@ -58,10 +58,12 @@ from ...mapping import (
 )
 from ...types import Record
 from ...validation import Batch
-from . import ddl
+from . import created, ddl
 from .codec import dump_json, vector_param
 from .collection import PgvectorCollection
-from .ops import Many, Program
+from .nativefilters import compare as _compare
+from .nativefilters import splits as _splits
+from .ops import Many, Program, Transaction
 from .translator import ColumnKey, JsonKey, compile_filter
 
 if TYPE_CHECKING:
@@ -75,12 +77,12 @@ _KINDS = {"int2": "int", "int4": "int", "int8": "int", "float4": "float", "float
           "timestamp": "datetime", "timestamptz": "datetime", "bytea": "bytes", "vector": "vector"}
 _INT_RANGE = {"int2": 2**15, "int4": 2**31, "int8": 2**63}
 _METRICS = {v: k for k, v in ddl.OPCLASSES.items()}
-#: A dotted filter key names 2**dots jsonb paths; past this many dots a filter is refused.
-MAX_KEY_DOTS = 6
 
+# temporary tables are no collections: every pooled session has one with a vector column, the
+# staging table _vb_stage of upserts, and a superuser sees the others' in their pg_temp_N schemas
 FIND = """
 SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND NOT c.relispartition
+WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND NOT c.relispartition AND c.relpersistence <> 't'
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%%'
   AND has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')
   AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
@@ -103,6 +105,7 @@ FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oi
 JOIN pg_opclass opc ON opc.oid = i.indclass[0] JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
 WHERE i.indrelid = %s::regclass AND am.amname IN ('hnsw', 'ivfflat')
 """
+COMMENT = "SELECT obj_description(%s::regclass, 'pg_class')"
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ class Relation:
     columns: dict[str, Column]
     unique: frozenset[str]
     ann: dict[str, list[tuple[str, str, dict[str, str]]]]  # vector column -> (am, metric, options)
+    comment: str = ""  # the table's COMMENT: a table vecbridge made in the native layout says so (.created)
 
     @property
     def name(self) -> str:
@@ -182,8 +186,11 @@ def describe(conn: psycopg.Connection, schema: str, table: str, relkind: str,
     chosen = options.get("vector_field") or (vectors[0] if len(vectors) == 1 else None)
     metrics = {m for _, m, _ in ann.get(str(chosen), [])} if chosen else set()
     metric = metrics.pop() if len(metrics) == 1 else None
+    comment = (conn.execute(COMMENT, (reg,)).fetchone() or [None])[0] or ""
+    if metric is None:  # an exact table vecbridge made in the native layout names its metric (.created)
+        metric = created.comment_metric(comment)
     native = NativeSchema(f"{schema}.{table}", tuple(fields), metric)
-    return native, Relation(schema, table, relkind, cols, frozenset(unique), ann)
+    return native, Relation(schema, table, relkind, cols, frozenset(unique), ann, comment)
 
 
 def open_native(client: PgvectorClient, conn: psycopg.Connection, schema: str, table: str, relkind: str
@@ -203,67 +210,6 @@ def open_native(client: PgvectorClient, conn: psycopg.Connection, schema: str, t
     return NativeCollection(client, mapping, rel)
 
 
-def _splits(key: str) -> tuple[tuple[str, ...], ...]:
-    """Every jsonb path a flattened key can stand for: ``a.b`` is ``("a.b",)`` or ``("a", "b")``."""
-    parts = key.split(".")
-    if len(parts) - 1 > MAX_KEY_DOTS:
-        raise UnsupportedFilterError(f"the filter key {key!r} has more than {MAX_KEY_DOTS} dots; the pgvector backend "
-                                     "tries every nesting of a dotted key in a jsonb column and stops there")
-    out = []
-    for mask in range(1 << (len(parts) - 1)):
-        path, cur = [], parts[0]
-        for i, part in enumerate(parts[1:]):
-            if mask >> i & 1:
-                path.append(cur)
-                cur = part
-            else:
-                cur = f"{cur}.{part}"
-        out.append((*path, cur))
-    return tuple(out)
-
-
-def _compare(kind: str, value: Any) -> tuple[Any, str] | None:
-    """A filter value as a column of ``kind`` compares with it (``range:KIND`` for $gt …)."""
-    if kind.startswith("range:"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None
-        if kind == "range:int":
-            return Decimal(value), "numeric"  # exact for ints and floats alike
-        if kind == "range:float":
-            return _as_float(value), "float8"
-        return None
-    if isinstance(value, bool):
-        return (value, "bool") if kind == "bool" else None
-    if kind == "int":
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        return (value, "int8") if isinstance(value, int) and -2**63 <= value < 2**63 else None
-    if kind == "float":
-        return (_as_float(value), "float8") if isinstance(value, (int, float)) else None
-    if not isinstance(value, str):
-        return None
-    if kind == "string":
-        return value, "text"
-    try:
-        if kind == "uuid":
-            parsed: Any = uuid.UUID(value)
-            cast = "uuid"
-        elif kind == "date":
-            parsed, cast = _dt.date.fromisoformat(value), "date"
-        elif kind in ("datetime", "datetimetz"):
-            parsed = _dt.datetime.fromisoformat(value)
-            aware = parsed.utcoffset() is not None
-            if aware != (kind == "datetimetz") or (aware and parsed.utcoffset() != _dt.timedelta(0)):
-                return None  # read back as UTC (or naive): no stored value has this text
-            cast = "timestamptz" if aware else "timestamp"
-        else:
-            return None
-    except ValueError:
-        return None
-    # only the text a stored value reads back as (mapping.to_metadata) can equal it
-    return (parsed, cast) if (str(parsed) if kind == "uuid" else parsed.isoformat()) == value else None
-
-
 def _numeric(value: int | float) -> Decimal:
     """A number for a numeric column that reads back as the same type: an int at scale 0, a float
     with a fraction digit (``1.0`` stays a float: mapping.to_metadata reads scale > 0 as float)."""
@@ -274,25 +220,31 @@ def _numeric(value: int | float) -> Decimal:
     return d.quantize(Decimal("0.1")) if isinstance(exponent, int) and exponent >= 0 else d
 
 
-def _as_float(value: int | float) -> float:
-    if isinstance(value, int) and abs(value) > 2**53:
-        raise UnsupportedFilterError(f"the pgvector backend compares a float column with integers exactly only up to "
-                                     f"2**53; the filter has {value}")
-    return float(value)
-
-
 class NativeCollection(PgvectorCollection):
     """A table or view vecbridge did not create, read and written through its mapping."""
 
-    def __init__(self, client: PgvectorClient, mapping: CollectionMapping, rel: Relation):
+    def __init__(self, client: PgvectorClient, mapping: CollectionMapping, rel: Relation, name: str | None = None):
         assert mapping.id_field is not None and mapping.vector_field is not None
         index = self._index(rel.ann.get(mapping.vector_field, []), mapping.metric, mapping.dimension)
-        super().__init__(client, rel.name, mapping.dimension, mapping.metric, index, table=rel.ident)
-        self.mapping = mapping
+        super().__init__(client, name or rel.name, mapping.dimension, mapping.metric, index, table=rel.ident)
         self.conversions = Conversions()
+        self._set_layout(mapping, rel)
+
+    @staticmethod
+    def _q(name: str) -> str:
+        return sql.Identifier(name).as_string(None).replace("%", "%%")
+
+    def _set_layout(self, mapping: CollectionMapping, rel: Relation) -> None:
+        """The SQL pieces of ``mapping`` on ``rel`` (again after the first write decided a
+        created table's columns: :mod:`.created`)."""
+        if rel.comment.startswith(created.DECIDED) and created.NOTES[0] not in mapping.notes:
+            mapping = dataclasses.replace(mapping, notes=mapping.notes + created.NOTES)
+        assert mapping.id_field is not None and mapping.vector_field is not None
+        self.mapping = mapping
         self._rel = rel
-        q = lambda name: sql.Identifier(name).as_string(None).replace("%", "%%")  # noqa: E731
-        self._q = q
+        #: a table vecbridge made in the native layout whose metadata columns the first write decides
+        self._pending = rel.comment.startswith(created.PENDING)
+        q = self._q
         self._key = q(mapping.id_field)
         self._vec = q(mapping.vector_field)
         self._dist = self._distance_sql()
@@ -304,6 +256,7 @@ class NativeCollection(PgvectorCollection):
         self._fields = [f for f in mapping.metadata_fields if f in rel.columns]
         tail = ([f"{q(self._json)}"] if self._json else []) + [q(f) for f in self._fields]
         self._meta_sql = ", ".join(tail)
+        self._sql_cache.clear()  # statements of the layout before
 
     @staticmethod
     def _index(found: list[tuple[str, str, dict[str, str]]], metric: str, dimension: int) -> dict[str, Any]:
@@ -485,15 +438,45 @@ class NativeCollection(PgvectorCollection):
             out += [(self._q(f), f"%s::{self._rel.columns[f].native_type}") for f in self._fields]
         return out
 
+    def _guarded(self, prog: Program) -> Program:
+        return created.p_fresh(self, prog) if self._pending else prog
+
+    def _p_write(self, b: Batch, replace: bool) -> Program:
+        if self._pending:  # a table vecbridge made in the native layout: this batch decides its columns
+            found = yield Transaction(created.p_decide(self, b))
+            self._set_layout(*found)
+        return (yield from super()._p_write(b, replace))
+
+    def _vb_check_batch(self, b: Batch) -> None:
+        """The checks of a write of ``b`` (ids the key cannot take, values a column cannot hold),
+        writing nothing and sending nothing to the database."""
+        self._writable()
+        for i, id_ in enumerate(b.ids):
+            self._native_id(id_, f"ids[{i}]")
+            self._row_parts(b, i, b.vectors is not None, b.metadatas is not None and not self._pending,
+                            b.documents is not None)
+
+    # the framework layouts (.frameworks) hook in here: a column every row of the collection
+    # has (LangChain's collection_id), checks before the insert, an upsert without ON CONFLICT
+    _extra: tuple[tuple[str, str, Any], ...] = ()  # (column, placeholder, value)
+    _on_conflict = ""  # an ON CONFLICT DO UPDATE's extra WHERE
+
+    def _p_before_insert(self, b: Batch, replace: bool) -> Program:
+        return
+        yield  # a program
+
     def _p_insert(self, b: Batch, replace: bool) -> Program:
         self._writable()
-        rows = [[self._native_id(id_, f"ids[{i}]"), *self._row_parts(b, i, True, True, True)]
-                for i, id_ in enumerate(b.ids)]
+        extra = self._extra
+        rows = [[self._native_id(id_, f"ids[{i}]"), *self._row_parts(b, i, True, True, True),
+                 *(v for _, _, v in extra)] for i, id_ in enumerate(b.ids)]
+        yield from self._p_before_insert(b, replace)
         cols = self._write_columns(True, True, True)
-        q = (f"INSERT INTO {self._t} ({self._key}, {', '.join(c for c, _ in cols)}) "
-             f"VALUES (%s::{self._key_type}, {', '.join(p for _, p in cols)})")
-        if replace:
-            q += f" ON CONFLICT ({self._key}) DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c, _ in cols)
+        q = (f"INSERT INTO {self._w} ({self._key}, {', '.join([c for c, _ in cols] + [c for c, _, _ in extra])}) "
+             f"VALUES (%s::{self._key_type}, {', '.join([p for _, p in cols] + [p for _, p, _ in extra])})")
+        if replace and self.mapping.id_field in self._rel.unique:
+            q += (f" ON CONFLICT ({self._key}) DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c, _ in cols)
+                  + self._on_conflict)
         yield from self._p_rows(q, rows)
 
     def _p_rows(self, q: str, rows: list[list[Any]]) -> Program:
@@ -511,7 +494,7 @@ class NativeCollection(PgvectorCollection):
         if not cols:
             return
         rows = [[*self._row_parts(b, i, *given), self._native_id(id_, f"ids[{i}]")] for i, id_ in enumerate(b.ids)]
-        q = (f"UPDATE {self._t} SET {', '.join(f'{c} = {p}' for c, p in cols)} "
+        q = (f"UPDATE {self._w} SET {', '.join(f'{c} = {p}' for c, p in cols)} "
              f"WHERE {self._key} = %s::{self._key_type}")
         yield from self._p_rows(q, rows)
 
