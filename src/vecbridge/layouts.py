@@ -253,6 +253,8 @@ def detect(backend: str, names: Iterable[str]) -> str | None:
         return "llamaindex"
     if backend == "pgvector" and {"collection_id", "document", "cmetadata", "embedding"} <= have:
         return "langchain"
+    if backend == "pgvector" and {"node_id", "text", "metadata_", "embedding"} <= have:  # _node_content is in metadata_
+        return "llamaindex"
     return None
 
 
