@@ -14,8 +14,10 @@ cosine) -- what a FAISS user writes by hand, which ``faiss.read_index`` opens an
   inner-product index (what LangChain's FAISS store does), so a vector comes back as its
   unit vector, and a zero vector is refused.  The file cannot say "cosine": reopened, it is
   an ``ip`` index unless the URL says ``?metric=cosine``;
-* only the flat index (``{"type": "flat"}`` or the default): an HNSW file cannot remove ids,
-  which upsert and delete need;
+* the index is flat (exact; the default) or HNSW (``{"type": "hnsw", "m": …}``, an
+  ``IndexHNSWFlat``: what a migration from an HNSW collection asks for).  FAISS's HNSW cannot
+  remove ids, so on an HNSW file an upsert of an existing id and a delete are refused
+  (``UnsupportedFeatureError``, nothing written); adding new ids works;
 * no configuration document (``set_config`` is refused): the file has no room for one;
 * the collection returned by ``create_collection`` takes writes (each rewrites the file
   whole, into a temporary file renamed over it, so a reader never sees half a file); the
@@ -62,10 +64,19 @@ def _write(index: Any, path: Path) -> None:
 def create_index_file(client: FaissClient, name: str, path: Path, dimension: int, metric: str,
                       index: dict[str, Any], options: dict[str, Any]) -> WritableIndexFile:
     """Write an empty index file at ``path`` and open it for writing (module docstring)."""
-    if index.get("type") not in ("default", "flat"):
-        raise UnsupportedFeatureError(f"faiss: a FAISS index file in layout native is a flat index (exact, and it can "
-                                      f"remove ids for upsert and delete); {index.get('type')!r} is not offered")
-    flat = faiss.IndexFlatL2(dimension) if metric == "l2" else faiss.IndexFlatIP(dimension)
+    kind = index.get("type")
+    faiss_metric = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
+    if kind in ("default", "flat"):
+        inner = faiss.IndexFlatL2(dimension) if metric == "l2" else faiss.IndexFlatIP(dimension)
+    elif kind == "hnsw":
+        inner = faiss.IndexHNSWFlat(dimension, int(index.get("m") or 32), faiss_metric)
+        if index.get("ef_construction"):
+            inner.hnsw.efConstruction = int(index["ef_construction"])
+        if index.get("ef_search"):
+            inner.hnsw.efSearch = int(index["ef_search"])
+    else:
+        raise UnsupportedFeatureError(f"faiss: a FAISS index file in layout native is a flat or HNSW index; "
+                                      f"{kind!r} is not offered (an IVF index must be trained before it is written)")
     try:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))  # claims the name, or fails
     except FileExistsError:
@@ -73,7 +84,7 @@ def create_index_file(client: FaissClient, name: str, path: Path, dimension: int
                                     "get_collection, or remove the file") from None
     with client._mapped_errors(f"write the FAISS index file {path}"):
         try:
-            _write(faiss.IndexIDMap2(flat), path)
+            _write(faiss.IndexIDMap2(inner), path)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -117,6 +128,13 @@ class WritableIndexFile(NativeIndexCollection):
         raise UnsupportedFeatureError(f"faiss: set_config refused: {self.path} is a FAISS index file (layout native), "
                                       "which has no room for a configuration document")
 
+    def _can_remove(self, ids: list[str]) -> None:
+        if self.index.get("type") == "hnsw":
+            raise UnsupportedFeatureError(
+                f"faiss: {self.path} is an HNSW index file, and FAISS's HNSW cannot remove ids, so the records "
+                f"{', '.join(map(repr, ids[:5]))} cannot be replaced or deleted (nothing was written); write new ids "
+                "only, or create the file with a flat index ({'type': 'flat'}, the default)")
+
     # -- writes --------------------------------------------------------------------------------
     def _commit(self, index: Any) -> None:
         """The file rewritten whole, and this collection's view of it renewed."""
@@ -135,6 +153,8 @@ class WritableIndexFile(NativeIndexCollection):
             present = [i for i, label in zip(b.ids, labels.tolist()) if label in self._position_of()]
             if present and not replace:
                 raise DuplicateIdError(self._duplicate_message(present))
+            if present:
+                self._can_remove(present)
             with self._mapped_errors(f"write {len(labels)} vectors"):
                 if present:
                     self._index.remove_ids(faiss.IDSelectorBatch(labels))
@@ -162,6 +182,7 @@ class WritableIndexFile(NativeIndexCollection):
                                      and int(i) in known], dtype=np.int64)
             if not len(labels):
                 return
+            self._can_remove([str(v) for v in labels[:5].tolist()])
             with self._mapped_errors(f"delete {len(labels)} vectors"):
                 self._index.remove_ids(faiss.IDSelectorBatch(labels))
             self._commit(self._index)
