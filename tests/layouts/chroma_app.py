@@ -59,7 +59,7 @@ def chromadb_client(url: str) -> Any:
     if parts.hostname:
         return chromadb.HttpClient(host=parts.hostname, port=parts.port or 8000, database=database,
                                    settings=Settings(anonymized_telemetry=False))
-    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    path = parts.path.removeprefix("/")
     if path:
         return chromadb.PersistentClient(path=path, database=database)
     if database != chromadb.DEFAULT_DATABASE:

@@ -22,7 +22,7 @@ import vecbridge
 from vecbridge import filters
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chroma_app import (  # noqa: E402
+from chroma_app import (
     FixedEmbedding,
     langchain_get,
     langchain_query,

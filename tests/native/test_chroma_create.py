@@ -17,16 +17,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import engines
 import numpy as np
 import pytest
 
-import engines
 import vecbridge
 from vecbridge.errors import InvalidMetadataError
 from vecbridge.validation import Batch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "layouts"))
-from chroma_app import open_chromadb  # noqa: E402
+from chroma_app import open_chromadb
 
 chromadb = pytest.importorskip("chromadb")
 

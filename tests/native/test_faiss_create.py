@@ -108,9 +108,9 @@ def test_what_an_index_file_cannot_hold_is_refused_before_writing(tmp_path, ids,
 def test_layout_native_needs_a_folder(tmp_path):
     with vecbridge.connect("faiss://?layout=native") as vb, pytest.raises(UnsupportedFeatureError, match="folder"):
         vb.create_collection("mem", 2, "l2")
-    with vecbridge.connect(f"faiss:///{tmp_path}?layout=native") as vb:
-        with pytest.raises(InvalidRecordError, match="zero vector"):
-            vb.create_collection("cos", 2, "cosine").add(["1"], [[0.0, 0.0]])
+    with vecbridge.connect(f"faiss:///{tmp_path}?layout=native") as vb, \
+            pytest.raises(InvalidRecordError, match="zero vector"):
+        vb.create_collection("cos", 2, "cosine").add(["1"], [[0.0, 0.0]])
 
 
 def test_an_hnsw_index_file_takes_new_ids_and_refuses_removals(tmp_path):
