@@ -161,7 +161,7 @@ class RecordCodec:
         out_docs: list[str | None] = []
         for id_, meta, doc in zip(ids, metas, docs):
             if self.framework is not None:
-                doc, meta = self.framework.encode(id_, doc, _in_node_order(meta), conv)
+                doc, meta = self.framework.encode(id_, doc, meta, conv)
             out_metas.append(to_native(meta, self.mapping, f"{where}, record {id_!r}"))
             out_docs.append(doc)
         return out_metas, out_docs
@@ -173,21 +173,3 @@ class RecordCodec:
             document, meta = self.framework.decode(document, meta)
         return meta, document
 
-
-def _in_node_order(meta: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``meta`` with the keys of its LlamaIndex node's own metadata first, in the node's order.
-
-    Chroma gives metadata back in an order of its own; ``encode`` rebuilds ``_node_content``
-    from the record's metadata, so without this an unchanged node would be rewritten with its
-    keys reordered -- the same node, but a different string, which a migration's verification
-    reports as a difference (a request to vecbridge.layouts: keep that order in encode itself)."""
-    meta = dict(meta or {})
-    raw = meta.get("_node_content")
-    try:
-        node = json.loads(raw) if isinstance(raw, str) else None
-    except ValueError:
-        return meta
-    own = node.get("metadata") if isinstance(node, dict) else None
-    if not isinstance(own, dict):
-        return meta
-    return {**{k: meta[k] for k in own if k in meta}, **meta}
