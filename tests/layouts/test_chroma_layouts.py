@@ -256,3 +256,23 @@ def test_a_record_the_layout_cannot_take_is_refused_before_writing(app):
         with pytest.raises(InvalidMetadataError, match="_node_content"):
             coll.upsert(bad.ids, bad.vectors, bad.metadatas, bad.documents)
     assert client.get_collection("li_new").count() == 0
+
+
+def test_vecbridge_writes_next_to_langchains_own_client(tmp_path):
+    """LangChain made its chromadb client itself (persist_directory) and keeps it open while
+    vecbridge writes the same folder in the same process; LangChain then reads those writes."""
+    from langchain_chroma import Chroma
+
+    emb = FixedEmbedding(_table(8), DIM)
+    folder = str(tmp_path / "lc_app")
+    store = Chroma(collection_name="lc_own", embedding_function=emb, persist_directory=folder)
+    ids, texts, metas = _langchain_data()
+    store.add_texts(texts[:10], metadatas=metas[:10], ids=ids[:10])
+    with vecbridge.connect(f"chroma:///{folder}?layout=langchain") as vb:  # its engine, its settings
+        coll = vb.get_collection("lc_own")
+        assert coll.count() == 10
+        coll.upsert(ids[10:], [emb.table[t] for t in texts[10:]], metas[10:], texts[10:])
+    got = store.get(include=["documents", "metadatas"])
+    assert dict(zip(got["ids"], zip(got["documents"], got["metadatas"]))) == dict(zip(ids, zip(texts, metas)))
+    hits = store.similarity_search_by_vector(emb.table["text 15"], k=1)
+    assert hits[0].id == "lc-15" and hits[0].page_content == "text 15"

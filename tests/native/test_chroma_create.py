@@ -115,6 +115,11 @@ def test_native_layout_is_a_plain_chromadb_collection(url, metric):
             assert back[id_].metadata == metas[i] and back[id_].document == docs[i]
             np.testing.assert_allclose(back[id_].vector, vecs[i], rtol=1e-5, atol=1e-6)
         assert any("gives up" in line for line in coll.mapping.describe())
+        assert coll.config["mapping"] == coll.mapping.describe()
+        coll.set_config(note="kept")  # the mapping is described, never stored
+    with open_chromadb(url) as app:
+        stored = json.loads(app.get_collection(name).metadata["vecbridge_config"])
+        assert stored == {"dimension": DIM, "metric": metric, "layout": "native", "note": "kept"}
 
 
 def test_an_empty_native_collection_reopens(tmp_path):

@@ -219,12 +219,13 @@ class ChromaCollection(BaseCollection):
         doc = stored_config(self._native_metadata())
         doc.pop("format", None)  # vecbridge's own marker, not part of the document
         if self.mapping is not None:  # the layout it is opened in (the URL's, or detected)
-            doc["layout"] = self.mapping.layout  # (what it gives up: self.mapping.describe())
+            doc["layout"] = self.mapping.layout
+            doc["mapping"] = self.mapping.describe()  # with what the layout gives up; never stored
         return doc or None
 
     def _write_config(self, doc: dict[str, Any]) -> None:
         self._chroma.for_writing()
-        full = {**doc, "dimension": self.dimension, "metric": self.metric}
+        full = {**{k: v for k, v in doc.items() if k != "mapping"}, "dimension": self.dimension, "metric": self.metric}
         if self.vecbridge_format:
             full["format"] = FORMAT
         meta = {k: v for k, v in self._native_metadata().items()
