@@ -18,12 +18,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+import engines
 import vecbridge
 from vecbridge import filters
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chroma_app import (
     FixedEmbedding,
+    chromadb_client,
     langchain_get,
     langchain_query,
     langchain_write,
@@ -276,3 +278,35 @@ def test_vecbridge_writes_next_to_langchains_own_client(tmp_path):
     assert dict(zip(got["ids"], zip(got["documents"], got["metadatas"]))) == dict(zip(ids, zip(texts, metas)))
     hits = store.similarity_search_by_vector(emb.table["text 15"], k=1)
     assert hits[0].id == "lc-15" and hits[0].page_content == "text 15"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    with engines.chroma_server() as engine:
+        yield engine.url
+
+
+def test_a_server_store_of_each_framework_moves_to_a_folder(server, tmp_path):
+    """On a Chroma server: LlamaIndex's store is detected over HTTP, LangChain's named; both move
+    into a folder and the packages answer the same there."""
+    app = chromadb_client(server)
+    table = _table(9)
+    emb = FixedEmbedding(table, DIM)
+    ids, texts, metas = _langchain_data()
+    langchain_write(app, "srv_lc", emb, texts, metas, ids, "cosine")
+    llamaindex_write(app, "srv_li", _nodes(table))
+    with vecbridge.connect(server) as vb:
+        layouts = {r["name"]: r["layout"] for r in vb.describe_collections()}
+        assert (layouts["srv_li"], layouts["srv_lc"]) == ("llamaindex", "native")
+    folder = f"chroma:///{tmp_path}/moved"
+    assert vecbridge.migrate(f"{server}?collection=srv_lc&layout=langchain",
+                             f"{folder}?collection=srv_lc&layout=langchain").ok
+    assert vecbridge.migrate(f"{server}?collection=srv_li", f"{folder}?collection=srv_li&layout=llamaindex").ok
+    moved = chromadb.PersistentClient(path=f"{tmp_path}/moved")
+    try:
+        assert moved.get_collection("srv_lc").configuration_json["hnsw"]["space"] == "cosine"
+        _same_answers(langchain_query(app, "srv_lc", emb, QUERIES, 4), langchain_query(moved, "srv_lc", emb, QUERIES, 4))
+        vectors = [table[q] for q in QUERIES]
+        _same_answers(llamaindex_query(app, "srv_li", vectors, 4), llamaindex_query(moved, "srv_li", vectors, 4))
+    finally:
+        moved.close()
