@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import engines
 import numpy as np
 import pytest
 
-import engines
 import vecbridge
 from vecbridge import filters
 
