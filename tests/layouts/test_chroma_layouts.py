@@ -310,3 +310,19 @@ def test_a_server_store_of_each_framework_moves_to_a_folder(server, tmp_path):
         _same_answers(llamaindex_query(app, "srv_li", vectors, 4), llamaindex_query(moved, "srv_li", vectors, 4))
     finally:
         moved.close()
+
+
+def test_the_layouts_conversions_are_counted(app):
+    client, url = app
+    with vecbridge.connect(f"{url}?layout=llamaindex") as vb:
+        coll = vb.create_collection("li_count", 2, "l2")
+        batch_ids = ["a", "b", "c"]
+        from vecbridge.validation import Batch
+
+        coll._vb_check_batch(Batch(batch_ids, np.ones((3, 2), np.float32), [{}, {}, {}], ["x", "y", "z"]))
+        assert not coll.conversions  # a check counts nothing
+        coll.upsert(batch_ids, np.ones((3, 2), np.float32), [{"k": 1}, {}, {}], ["x", "y", "z"])
+        assert coll.conversions["LlamaIndex nodes made for records that had none (no relationships)"] == 3
+    got = llamaindex_nodes(client, "li_count")  # LlamaIndex reads the nodes vecbridge made
+    assert {i: (n.get_content(), n.metadata) for i, n in got.items()} == {"a": ("x", {"k": 1}), "b": ("y", {}),
+                                                                          "c": ("z", {})}
