@@ -70,7 +70,7 @@ from ...url import URL
 from .collection import CONFIG_KEY, FORMAT, ChromaCollection, stored_config
 from .failures import ERRORS
 from .locks import FolderLock, close_folder, open_folder
-from .native import MAPPING_DECLARED, decide_mapping
+from .native import MAPPING_DECLARED, NATIVE_LAYOUTS, creation_metadata, decide_mapping, detect_layout
 
 #: Chroma's own rule for collection names: any name outside it cannot exist there.
 CHROMA_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]")
@@ -271,15 +271,24 @@ class ChromaClient(BaseClient):
     def _create_collection(self, name: str, dimension: int, metric: str, index: dict[str, Any]) -> ChromaCollection:
         hnsw: dict[str, Any] = {"space": metric}
         hnsw.update({_HNSW_NAMES[k]: v for k, v in index.items() if k in _HNSW_NAMES})
-        doc = {"format": FORMAT, "dimension": dimension, "metric": metric}
-        meta = {CONFIG_KEY: json.dumps(doc, sort_keys=True)}
+        layout = str(self.options.get("layout") or "vecbridge")
+        if layout == "vecbridge":
+            doc = {"format": FORMAT, "dimension": dimension, "metric": metric}
+            meta = {CONFIG_KEY: json.dumps(doc, sort_keys=True)}
+            mapping = None
+        elif layout in NATIVE_LAYOUTS:  # Chroma's own layout, as its users (and LangChain, LlamaIndex) make it
+            meta = creation_metadata(dimension, metric, layout)
+            mapping = decide_mapping(name, dimension, metric, self.options, layout)
+        else:
+            raise UnsupportedFeatureError(f"chroma: no layout {layout!r}; the layouts are vecbridge, "
+                                          f"{', '.join(NATIVE_LAYOUTS)}")
         self.for_writing()
         # a name taken meanwhile: CollectionExistsError through the error table
         with self._mapped_errors(f"create_collection {name!r}"):
             native = self._native.create_collection(name, configuration={"hnsw": hnsw}, metadata=meta,
                                                     embedding_function=None)
         return ChromaCollection(self, native, dimension, metric, _index_of(native.configuration_json.get("hnsw") or hnsw),
-                                vecbridge_format=True)
+                                vecbridge_format=mapping is None, mapping=mapping)
 
     def _get_collection(self, name: str) -> ChromaCollection | None:
         native = self._native_collection(name)
@@ -296,7 +305,18 @@ class ChromaClient(BaseClient):
         if not isinstance(dimension, int) or isinstance(dimension, bool):
             dimension = self._dimension_from_data(native)
         ours = doc.get("format") == FORMAT
-        mapping = None if ours else decide_mapping(name, dimension, metric, self.options)
+        asked = self.options.get("layout")
+        if ours and asked not in (None, "", "vecbridge"):
+            raise UnsupportedFeatureError(f"chroma collection {name!r} is in vecbridge's layout, not {asked!r}; "
+                                          "open it without ?layout= (or with layout=vecbridge)")
+        mapping = None
+        if not ours:
+            if asked == "vecbridge":
+                raise UnsupportedFeatureError(f"chroma collection {name!r} was not created in vecbridge's layout; open "
+                                              f"it without ?layout= or with one of {', '.join(NATIVE_LAYOUTS)}")
+            with self._mapped_errors(f"read the layout of {name!r}"):
+                layout = detect_layout(native, doc, self.options)
+            mapping = decide_mapping(name, dimension, metric, self.options, layout)
         return ChromaCollection(self, native, dimension, metric, _index_of(hnsw), vecbridge_format=ours,
                                 mapping=mapping)
 

@@ -62,11 +62,12 @@ import numpy as np
 from ...base import BaseCollection, RawHit
 from ...errors import BackendError, BackendUnavailableError, DuplicateIdError
 from ...filters import Node
+from ...mapping import Conversions
 from ...types import Partition, Record
 from ...validation import Batch
 from .codec import NO_DOCUMENT, decode_document, decode_metadata, decode_vector, encode_metadata, encode_vectors
 from .failures import index_out_of_step
-from .native import from_native, to_native
+from .native import RecordCodec
 from .translator import to_where
 
 if TYPE_CHECKING:
@@ -137,7 +138,8 @@ class ChromaCollection(BaseCollection):
     vecbridge_format : bool
         Whether vecbridge created it, so that its records carry the ``_vbnum`` list.
     mapping : CollectionMapping, optional
-        For a collection vecbridge did not create (layout ``native``, see :mod:`.native`).
+        For a collection in Chroma's own layout (``native``, ``langchain``, ``llamaindex``:
+        see :mod:`.native`), whoever created it.
     """
 
     native_scores: ClassVar[dict[str, str]] = {
@@ -156,6 +158,9 @@ class ChromaCollection(BaseCollection):
         self.vecbridge_format = vecbridge_format
         #: how a native collection maps onto records (None: vecbridge's own layout)
         self.mapping = mapping
+        #: the conversions of the native value rule and of a framework layout's encode, counted
+        self.conversions = Conversions()
+        self._codec = RecordCodec(mapping, self.conversions) if mapping is not None else None
         # cosine: the exact vector is kept in the record's uri (see .codec) -- never in a
         # native collection, whose uris are the application's
         self._exact_vectors = metric == "cosine" and vecbridge_format
@@ -184,12 +189,20 @@ class ChromaCollection(BaseCollection):
             out.append("documents")
         return out
 
-    def _encode(self, metas: list[Any], action: str) -> list[dict[str, Any] | None]:
-        """Every metadata of a write as Chroma stores it, before any of it is written (a
-        value a native collection cannot hold is refused here)."""
-        if self.mapping is None:
-            return [encode_metadata(m) for m in metas]
-        return [to_native(m, self.mapping, f"{action} into {self.name!r}") for m in metas]
+    def _encode(self, b: Batch, action: str, conv: Conversions | None = None
+                ) -> tuple[list[dict[str, Any] | None], list[str | None]]:
+        """Every metadata and document of a write as Chroma stores them, before any of it is
+        written (a record a native or framework layout cannot take is refused here)."""
+        assert b.metadatas is not None and b.documents is not None
+        if self._codec is None:
+            return [encode_metadata(m) for m in b.metadatas], list(b.documents)
+        return self._codec.write(b.ids, b.metadatas, list(b.documents), action, conv)
+
+    def _vb_check_batch(self, batch: Batch) -> None:
+        """The checks a write of ``batch`` runs (the planner's look ahead): the same errors,
+        nothing written, the database not asked, nothing counted."""
+        if self._codec is not None:
+            self._encode(batch, "write", Conversions())
 
     def _uris(self, b: Batch, s: slice) -> list[str] | None:
         assert b.vectors is not None
@@ -205,13 +218,14 @@ class ChromaCollection(BaseCollection):
     def _read_config(self) -> dict[str, Any] | None:
         doc = stored_config(self._native_metadata())
         doc.pop("format", None)  # vecbridge's own marker, not part of the document
-        if self.mapping is not None:
-            doc.setdefault("layout", "native")
+        if self.mapping is not None:  # the layout it is opened in (the URL's, or detected)
+            doc["layout"] = self.mapping.layout
+            doc["mapping"] = self.mapping.describe()  # with what the layout gives up; never stored
         return doc or None
 
     def _write_config(self, doc: dict[str, Any]) -> None:
         self._chroma.for_writing()
-        full = {**doc, "dimension": self.dimension, "metric": self.metric}
+        full = {**{k: v for k, v in doc.items() if k != "mapping"}, "dimension": self.dimension, "metric": self.metric}
         if self.vecbridge_format:
             full["format"] = FORMAT
         meta = {k: v for k, v in self._native_metadata().items()
@@ -263,22 +277,22 @@ class ChromaCollection(BaseCollection):
         return list((yield from self._p_existing(ids, [])))
 
     def _p_add(self, b: Batch) -> Program:
-        assert b.vectors is not None and b.metadatas is not None and b.documents is not None
-        encoded = self._encode(b.metadatas, "add")
+        assert b.vectors is not None
+        encoded, documents = self._encode(b, "add")
         existing = set((yield from self._p_existing(b.ids, [])))
         if existing:
             raise DuplicateIdError(self._duplicate_message([i for i in b.ids if i in existing]))
         for s in self._slices(len(b.ids)):
-            yield "add", {"ids": b.ids[s], "embeddings": b.vectors[s], "documents": _any(b.documents[s]),
+            yield "add", {"ids": b.ids[s], "embeddings": b.vectors[s], "documents": _any(documents[s]),
                           "metadatas": _any(encoded[s]), "uris": self._uris(b, s)}
 
     def _p_upsert(self, b: Batch) -> Program:
-        assert b.vectors is not None and b.metadatas is not None and b.documents is not None
-        encoded = self._encode(b.metadatas, "upsert")
+        assert b.vectors is not None
+        encoded, documents = self._encode(b, "upsert")
         for s in self._slices(len(b.ids)):
             ids = b.ids[s]
             metas = encoded[s]
-            docs = list(b.documents[s])
+            docs = documents[s]
             old = yield from self._p_existing(ids, ["metadatas"])
             for i, id_ in enumerate(ids):
                 if id_ not in old:
@@ -390,14 +404,22 @@ class ChromaCollection(BaseCollection):
         metas = got.get("metadatas") if "metadata" in include else None
         vecs = self._vectors(got.get("uris"), got["embeddings"]) if "vector" in include else None
         docs = got.get("documents") if "document" in include else None
-        return [Record(id_,
-                       vecs[i] if vecs is not None else None,
-                       self._decode(metas[i]) if metas is not None else None,
-                       decode_document(docs[i]) if docs is not None else None)
-                for i, id_ in enumerate(ids)]
+        out = []
+        for i, id_ in enumerate(ids):
+            meta, doc = self._decode(metas[i] if metas is not None else None, docs[i] if docs is not None else None,
+                                     metas is not None)
+            out.append(Record(id_, vecs[i] if vecs is not None else None, meta,
+                              doc if docs is not None else None))
+        return out
 
-    def _decode(self, stored: dict[str, Any] | None) -> dict[str, Any]:
-        return decode_metadata(stored) if self.mapping is None else from_native(stored)
+    def _decode(self, stored: dict[str, Any] | None, document: str | None, with_metadata: bool
+                ) -> tuple[dict[str, Any] | None, str | None]:
+        """A stored record's metadata (``None`` when not read) and document, as the contract's."""
+        document = decode_document(document)
+        if self._codec is None:
+            return (decode_metadata(stored) if with_metadata else None), document
+        meta, document = self._codec.read(stored, document)
+        return (meta if with_metadata else None), document
 
     # -- partitions (see the module docstring: offset ranges of Chroma's own order) -----
     def _partitions(self, n: int) -> list[Partition]:
@@ -437,8 +459,10 @@ class ChromaCollection(BaseCollection):
         if "vector" in include:
             uris = got.get("uris")
             vecs = self._vectors(uris[i] if uris is not None else None, got["embeddings"][i])
-        return [RawHit(id_, dists[j],
-                       self._decode(metas[j]) if metas is not None else None,
-                       decode_document(docs[j]) if docs is not None else None,
-                       vecs[j] if vecs is not None else None)
-                for j, id_ in enumerate(ids)]
+        out = []
+        for j, id_ in enumerate(ids):
+            meta, doc = self._decode(metas[j] if metas is not None else None, docs[j] if docs is not None else None,
+                                     metas is not None)
+            out.append(RawHit(id_, dists[j], meta, doc if docs is not None else None,
+                              vecs[j] if vecs is not None else None))
+        return out

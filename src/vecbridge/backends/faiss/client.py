@@ -15,6 +15,8 @@ FAISS index files that vecbridge did not write (``faiss.write_index``) open read
 ``.faiss`` or ``.index`` that is not a folder), whose one collection is named by the file's
 name; in a folder, such files are listed beside the collections under their file names.
 The URL options of a mapping (:data:`vecbridge.mapping.MAPPING_OPTIONS`) apply to them.
+``faiss:///FOLDER?layout=native`` creates such files (:mod:`.native_write`): the collection
+``docs`` is the file ``FOLDER/docs.faiss``, which that URL also opens as ``docs``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from .collection import DB_NAME, FaissCollection
 from .failures import ERRORS, mapped_errors
 from .lock import folder_lock
 from .native import NativeIndexCollection, is_index_file
+from .native_write import INDEX_SUFFIX, WritableIndexFile, create_index_file
 from .store import MAX_DOCUMENT_BYTES, MAX_METADATA_BYTES, Store, stored_metadata_bytes
 
 #: The mapping options (vecbridge.mapping): they apply to FAISS index files (native.py).
@@ -54,7 +57,8 @@ OPTIONS = (
     Option("metadata_fields", doc="an index file has no metadata", where="local"),
     Option("metric", doc="an index file's metric: l2 or ip from its metric_type; cosine for an inner-product "
            "index over normalised vectors", where="local", choices=("cosine", "l2", "ip")),
-    Option("layout", doc="vecbridge (folders of collections) or native (index files)", where="local",
+    Option("layout", doc="vecbridge (folders of collections) or native (index files; created as NAME.faiss)",
+           where="local",
            choices=LAYOUTS),
 )
 
@@ -139,10 +143,18 @@ class FaissClient(BaseClient):
         """The index file a collection name stands for, if it names one."""
         if self._file is not None:
             return self._file if name == self._file.name else None
-        if self._root is None or "/" in name or not is_index_file(Path(name)):
+        if self._root is None or "/" in name:
             return None
+        if not is_index_file(Path(name)):
+            # under ?layout=native the collection "docs" is the file docs.faiss (native_write.py)
+            native = self._native_layout() and not (self._dir(name) / DB_NAME).is_file()
+            path = self._root / f"{name}{INDEX_SUFFIX}"
+            return path if native and path.is_file() else None
         path = self._root / name
         return path if path.is_file() else None
+
+    def _native_layout(self) -> bool:
+        return self._mapping_options.get("layout") == "native"
 
     def describe_collections(self) -> list[dict[str, Any]]:
         """Every collection with its ``layout`` (``vecbridge``, or ``native`` for an index file),
@@ -161,13 +173,23 @@ class FaissClient(BaseClient):
             out.append(entry)
         return out
 
-    def _create_collection(self, name: str, dimension: int, metric: str, index: dict[str, Any]) -> FaissCollection:
+    def _create_collection(self, name: str, dimension: int, metric: str, index: dict[str, Any]) -> BaseCollection:
         if self._file is not None:
             raise UnsupportedFeatureError(f"faiss: {self._file} is a FAISS index file, opened read-only; create "
                                           "collections in a folder (faiss:///FOLDER)")
+        if self._native_layout():
+            if self._root is None:
+                raise UnsupportedFeatureError("faiss: layout native writes a FAISS index file, which needs a folder: "
+                                              "faiss:///FOLDER?layout=native")
+            if (self._dir(name) / DB_NAME).is_file():
+                raise CollectionExistsError(f"collection {name!r} exists already in {self._root} (layout vecbridge)")
+            self._native[name] = created = create_index_file(self, name, self._root / f"{name}{INDEX_SUFFIX}",
+                                                             dimension, metric, index, self._mapping_options)
+            return created
         if self._mapping_options.get("layout", "vecbridge") != "vecbridge":
-            raise UnsupportedFeatureError(f"faiss: creates collections in the vecbridge layout only (a folder with "
-                                          f"records.sqlite), not {self._mapping_options['layout']!r}")
+            raise UnsupportedFeatureError(f"faiss: creates collections in the vecbridge layout (a folder with "
+                                          f"records.sqlite) or native (an index file), not "
+                                          f"{self._mapping_options['layout']!r}")
         spec = {"type": "hnsw"} if index["type"] == "default" else dict(index)
         with mapped_errors("create_collection", self._dir(name) if self._root is not None else None):
             directory = None
@@ -233,6 +255,11 @@ class FaissClient(BaseClient):
         return coll
 
     def _delete_collection(self, name: str) -> None:
+        made = self._native.get(name)
+        if isinstance(made, WritableIndexFile):  # a file this client wrote (a failed migration's target)
+            del self._native[name]
+            made.path.unlink(missing_ok=True)
+            return
         if self._index_file(name) is not None:
             raise UnsupportedFeatureError(f"faiss: {name!r} is a FAISS index file that vecbridge opens read-only; "
                                           "it is not deleted (remove the file yourself)")
