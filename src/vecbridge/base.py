@@ -348,6 +348,12 @@ class BaseCollection(CollectionFlows):
         write, so that a value a native or framework layout cannot take stops the copy before it
         starts.  Default: the core's validation is all there is to refuse."""
 
+    def _vb_written_elsewhere(self) -> None:
+        """Other processes wrote to this collection (the tasks of a Ray copy): this handle's
+        reads from now on must see their writes.  Default: nothing to do (a backend whose reads
+        see every committed write); a backend that reads at a per-process session timestamp
+        (Milvus) makes its next read Strong."""
+
     def _exact_query(self, vectors: np.ndarray, k: int, where: filters.Node | None,
                      include: frozenset[str]) -> list[list[RawHit]]:
         """Exact top-``k`` over the records matching ``where``, values as ``exact_scores`` says.

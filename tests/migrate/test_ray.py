@@ -101,3 +101,21 @@ def test_datasource_reads_one_task_per_partition_and_datasink_writes(ray_address
         coll = client.get_collection("copied")
         assert coll.dimension == 16
         assert_holds(coll, records)
+
+
+def test_ray_copy_into_a_milvus_server_verifies(ray_address, tmp_path):
+    """The Ray tasks write from other processes; the driver's verification reads the Milvus
+    server at its own session timestamp, which knew nothing of their writes (the 200k benchmark
+    reported "ok": false on its count).  The target's reads must see every task's write."""
+    import engines
+
+    records = make_records(600, 8, seed=23)
+    src = faiss_source(str(tmp_path / "src"), records)
+    with engines.milvus_server() as engine:
+        target = f"{engine.url}?collection=ray_copy"
+        report = vecbridge.migrate(src.collection_url, target, engine="ray", workers=2, batch_size=100,
+                                   verify="count", checkpoint=False)
+        assert report.records_copied == len(records)
+        assert report.verification.ok, report.verification
+        with vecbridge.connect(engine.url) as client:
+            assert_holds(client.get_collection("ray_copy"), records)

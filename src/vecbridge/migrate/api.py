@@ -409,8 +409,11 @@ def _copy_partitions(src: Side, tgt: Side, specs: tuple[Any, Any], conns: Connec
         if engine == "ray":
             from ..ray import copy_with_ray
 
-            result = copy_with_ray(src, tgt, state, parts, saver, bar, workers=workers, address=ray_address,
-                                   sample_size=sample_size, copier_args=copier_args)
+            try:
+                result = copy_with_ray(src, tgt, state, parts, saver, bar, workers=workers, address=ray_address,
+                                       sample_size=sample_size, copier_args=copier_args)
+            finally:  # the tasks wrote from other processes: this process's reads (verification) must see it
+                tgt.collection._vb_written_elsewhere()
         else:
             result = copy_in_threads(src, tgt, specs, conns, state, parts, saver, bar, workers=workers,
                                      sample_size=sample_size, copier_args=copier_args, where=where)

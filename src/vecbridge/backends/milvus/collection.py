@@ -120,6 +120,11 @@ class MilvusCollection(BaseCollection):
     # COSINE and IP come back as similarities, L2 as the squared distance
     native_scores: ClassVar[Mapping[str, str]] = {"cosine": "similarity", "ip": "similarity", "l2": "squared_l2"}
 
+    def _vb_written_elsewhere(self) -> None:
+        # session consistency only waits for this process's writes: another process's (a Ray
+        # task's) are seen by a Strong read
+        self._mc.wrote(self.name, 0)
+
     def __init__(self, client: MilvusClient, name: str, dimension: int, metric: str, index: dict[str, Any]):
         super().__init__(client, name, dimension, metric, index)
         self._mc = client
