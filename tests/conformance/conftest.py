@@ -4,6 +4,11 @@
 gets a fresh folder; a server form starts a real engine (tests/engines.py) unless
 ``VECBRIDGE_TEST_<FAMILY>_URL`` points at one already running (docker-compose).
 ``VECBRIDGE_TEST_BACKENDS=faiss,chroma-server`` selects some of them (families or names).
+
+The read tests also run on a native collection (one written by the database's own client,
+``vecbridge.testing.native``) on one form per family, the first of ``NATIVE_FORMS`` that is
+selected: the form whose database the native factory writes into (a folder of its own for
+the embedded engines; the server under test for PostgreSQL).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import engines
 import pytest
 
 from vecbridge.testing import BackendUnderTest
-from vecbridge.testing.plugin import declare_backends
+from vecbridge.testing.plugin import declare_backends, declare_native_forms
 
 
 @contextlib.contextmanager
@@ -73,6 +78,17 @@ if os.environ.get("VECBRIDGE_TEST_QDRANT_URL"):
     BACKENDS["qdrant-server"] = ("qdrant", True, lambda: _fixed(os.environ["VECBRIDGE_TEST_QDRANT_URL"]))
 
 
+# family: the forms its native read tests may run on, in order of preference (only the first
+# selected one runs them: they read one collection per metric, the other forms add nothing)
+NATIVE_FORMS: dict[str, tuple[str, ...]] = {
+    "chroma": ("chroma-embedded",),
+    "qdrant": ("qdrant-disk",),
+    "milvus": ("milvus-lite",),
+    "pgvector": ("pgvector-server", "pgvector-embedded"),
+    "faiss": ("faiss-disk",),
+}
+
+
 def _selected() -> list[str]:
     wanted = [w.strip() for w in os.environ.get("VECBRIDGE_TEST_BACKENDS", "").split(",") if w.strip()]
     names = []
@@ -88,6 +104,9 @@ def _selected() -> list[str]:
 def pytest_configure(config: pytest.Config) -> None:
     # every form, selected or not: a gap marker naming another form is no typo
     declare_backends(config, [*BACKENDS, "qdrant-server"])
+    selected = _selected()
+    declare_native_forms(config, [next(f for f in forms if f in selected) for forms in NATIVE_FORMS.values()
+                                  if any(f in selected for f in forms)])
 
 
 _running: dict[str, tuple[contextlib.ExitStack, str]] = {}

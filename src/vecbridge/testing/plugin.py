@@ -9,6 +9,15 @@ marker as in the suite's gap tables (:mod:`.gaps`): a misspelt gap would otherwi
 turn into a silent failure or, worse, a silent pass.  The known names are those that
 the conftest declares with :func:`declare_backends` (all forms it can run, selected or
 not), vecbridge's own (:data:`BUILTIN_FORMS`) and those of the backends under test.
+
+The read tests (those that use :func:`shared_collection`) run once per layout
+(``vb_layout``): on collections vecbridge made (``vecbridge``) and on collections of the same
+data that the database's own client wrote (``native``, :mod:`.native`), on the forms the
+conftest names with :func:`declare_native_forms` (one per family keeps the run short).  A
+test marked ``@pytest.mark.needs("ids", "vectors")`` is meaningful on a collection holding
+only those parts (a FAISS index file); the others are not generated where the native
+collection does not hold what they read.  The native collections' differences are entries
+of :data:`.gaps.NATIVE_GAPS`, strict xfails where the test cannot pass.
 """
 
 from __future__ import annotations
@@ -27,9 +36,14 @@ from .data import BackendUnderTest, Dataset, make_dataset
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "notimpl(backends, reason): a gap that could be closed (strict xfail)")
     config.addinivalue_line("markers", "never(backends, reason): a gap that cannot be closed (strict xfail)")
+    config.addinivalue_line("markers", "needs(*parts): the parts of records (ids, vectors, metadata, documents) "
+                                       "a read test needs a collection to hold (default: all)")
 
 
 _KNOWN = pytest.StashKey[set[str]]()
+_NATIVE = pytest.StashKey[set[str]]()
+LAYOUTS = ("vecbridge", "native")
+PARTS = frozenset({"ids", "vectors", "metadata", "documents"})
 
 #: The forms of vecbridge's own backends that its conformance run knows
 #: (``tests/conformance/conftest.py``): the suite's markers and gap tables name these, so
@@ -44,6 +58,11 @@ def declare_backends(config: pytest.Config, names: Iterable[str]) -> None:
     known = config.stash.setdefault(_KNOWN, set())
     for name in names:
         known.update({name, name.split("-", 1)[0]})
+
+
+def declare_native_forms(config: pytest.Config, names: Iterable[str]) -> None:
+    """Name the backend forms whose read tests also run on a native collection (``vb_layout``)."""
+    config.stash.setdefault(_NATIVE, set()).update(names)
 
 
 def known_backends(config: pytest.Config, items: Iterable[pytest.Item] = ()) -> set[str]:
@@ -95,8 +114,64 @@ def _backend_of(item: pytest.Item) -> BackendUnderTest | None:
     return value if isinstance(value, BackendUnderTest) else None
 
 
+@pytest.hookimpl(trylast=True)  # after the conftest's vb_backend: the ids read [form-layout-...]
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "shared_collection" in metafunc.fixturenames and metafunc.config.stash.get(_NATIVE, set()):
+        metafunc.parametrize("vb_layout", LAYOUTS, indirect=True, scope="module")
+
+
+def _layout_of(item: pytest.Item) -> str:
+    callspec = getattr(item, "callspec", None)
+    return str(callspec.params.get("vb_layout", "vecbridge")) if callspec is not None else "vecbridge"
+
+
+def suite_test_name(item: pytest.Item) -> str:
+    """``test_query.py::test_topk_matches_brute_force``: how the gap tables name a suite test."""
+    function = getattr(item, "function", None)
+    module = getattr(function, "__module__", "") or ""
+    name = getattr(item, "originalname", item.name)
+    return f"{module.rsplit('.', 1)[-1]}.py::{name}"
+
+
+def _native_item(config: pytest.Config, item: pytest.Item, backend: BackendUnderTest) -> bool:
+    """Apply the native gaps to a native item; False: the item is not for this backend."""
+    from .gaps import native_gaps
+    from .native import NATIVE
+
+    family = NATIVE.get(backend.family)
+    if backend.name not in config.stash.get(_NATIVE, set()) or family is None:
+        return False
+    mark = item.get_closest_marker("needs")
+    if not (frozenset(mark.args) if mark is not None else PARTS) <= family.holds:
+        return False
+    test = suite_test_name(item)
+    params = item.callspec.params  # type: ignore[attr-defined]  # a native item is parametrised
+    for gap in native_gaps(backend.name):
+        if gap.written is not None or test not in gap.tests:
+            continue  # a difference of the data: the test expects what is held
+        if gap.covers is not None:  # a filter gap
+            if not gap.differs or hasattr(getattr(item, "obj", None), "hypothesis"):
+                continue  # a refusal the test allows; a property test draws around the filters it covers
+            if "where" in params and not gap.covers(params["where"]):
+                continue
+        elif gap.params is not None and not gap.params(params):
+            continue
+        item.add_marker(pytest.mark.xfail(strict=True, reason=f"{gap.kind}: {gap.feature}: {gap.reason}"))
+    return True
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     check_names(config, items)
+    kept, dropped = [], []
+    for item in items:
+        backend = _backend_of(item)
+        if backend is not None and _layout_of(item) == "native" and not _native_item(config, item, backend):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:  # a native collection of a form not chosen for it, or one lacking what the test reads
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
     for item in items:
         backend = _backend_of(item)
         if backend is None:
@@ -155,11 +230,22 @@ def make_collection(vb_client: vecbridge.Client) -> Iterator[Callable[..., Any]]
 
 
 @pytest.fixture(scope="module")
-def shared_collection(vb_backend: BackendUnderTest) -> Iterator[Callable[[str], tuple[Any, Dataset]]]:
-    """Read-only collections of the standard dataset, one per metric, made once per backend.
+def vb_layout(request: pytest.FixtureRequest) -> str:
+    """The layout of the read tests' collections: ``vecbridge`` (made by vecbridge) or
+    ``native`` (written by the database's own client, :mod:`.native`)."""
+    return str(getattr(request, "param", "vecbridge"))
+
+
+@pytest.fixture(scope="module")
+def shared_collection(vb_backend: BackendUnderTest, vb_layout: str) -> Iterator[Callable[[str], tuple[Any, Dataset]]]:
+    """Read-only collections of the standard dataset, one per metric, made once per backend
+    and layout; the dataset given back is the one the collection holds (:mod:`.native`).
 
     For tests that only read: creating a collection costs seconds on some servers.
     """
+    if vb_layout == "native":
+        yield from _native_shared(vb_backend)
+        return
     from ._helpers import exact_index
 
     client = vecbridge.connect(vb_backend.url)
@@ -180,3 +266,20 @@ def shared_collection(vb_backend: BackendUnderTest) -> Iterator[Callable[[str], 
         except vecbridge.VecbridgeError:
             pass
     client.close()
+
+
+def _native_shared(backend: BackendUnderTest) -> Iterator[Callable[[str], tuple[Any, Dataset]]]:
+    import contextlib
+
+    from .native import native_collection
+
+    with contextlib.ExitStack() as stack:
+        made: dict[str, tuple[Any, Dataset]] = {}
+
+        def get(metric: str) -> tuple[Any, Dataset]:
+            if metric not in made:
+                native = stack.enter_context(native_collection(backend, metric, make_dataset()))
+                made[metric] = (native.collection, native.expected)
+            return made[metric]
+
+        yield get

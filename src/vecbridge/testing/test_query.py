@@ -35,6 +35,7 @@ def _tied(expected: list[tuple[str, float]], hits: list[Hit]) -> bool:
     return all(abs(h.distance - last) <= TOL for h in hits if h.id not in dict(expected))
 
 
+@pytest.mark.needs("ids", "vectors")
 @pytest.mark.parametrize("metric", ["cosine", "l2", "ip"])
 def test_topk_matches_brute_force(shared_collection, metric):
     coll, ds = shared_collection(metric)
@@ -50,6 +51,7 @@ def test_topk_matches_brute_force(shared_collection, metric):
     _check(single, want[0], metric)
 
 
+@pytest.mark.needs("ids", "vectors")
 @pytest.mark.parametrize("metric", ["cosine", "l2", "ip"])
 def test_self_query_scores(shared_collection, metric):
     coll, ds = shared_collection(metric)
@@ -67,9 +69,10 @@ def test_self_query_scores(shared_collection, metric):
         assert abs(hits[0].score - float(ds.vectors[best] @ v)) <= 1e-3
 
 
-def test_k_larger_than_collection(make_collection, vb_backend):
-    coll, ds = filled(make_collection, vb_backend, n=12)
-    hits = coll.query(ds.vectors[0], k=50)
+@pytest.mark.needs("ids", "vectors")
+def test_k_larger_than_collection(shared_collection):
+    coll, ds = shared_collection("l2")
+    hits = coll.query(ds.vectors[0], k=len(ds) + 30)
     assert sorted(h.id for h in hits) == sorted(ds.ids)
 
 

@@ -132,8 +132,9 @@ def test_update_missing_writes_nothing(make_collection):
     assert coll.count() == 1
 
 
-def test_get_by_ids_order_and_unknown(make_collection, vb_backend):
-    coll, ds = filled(make_collection, vb_backend, n=30)
+@pytest.mark.needs("ids", "vectors")
+def test_get_by_ids_order_and_unknown(shared_collection):
+    coll, ds = shared_collection("l2")
     want = [ds.ids[5], "nope", ds.ids[2], ds.ids[17], "missing-too"]
     assert [r.id for r in coll.get(want)] == [ds.ids[5], ds.ids[2], ds.ids[17]]
     assert coll.get([]) == []
@@ -141,10 +142,11 @@ def test_get_by_ids_order_and_unknown(make_collection, vb_backend):
     assert recs[0].vector is None and recs[0].metadata is None and recs[0].document is None
 
 
-def test_get_pages_cover_everything_once(make_collection, vb_backend):
-    coll, ds = filled(make_collection, vb_backend, n=53)
+@pytest.mark.needs("ids", "vectors")
+def test_get_pages_cover_everything_once(shared_collection):
+    coll, ds = shared_collection("l2")
     seen: list[str] = []
-    for offset in range(0, 60, 10):
+    for offset in range(0, len(ds) + 10, 10):
         seen += [r.id for r in coll.get(limit=10, offset=offset, include=[])]
     assert sorted(seen) == sorted(ds.ids)
     assert len(coll.get(limit=7)) == 7
@@ -153,9 +155,10 @@ def test_get_pages_cover_everything_once(make_collection, vb_backend):
     assert coll.peek(5)[0].vector is not None
 
 
+@pytest.mark.needs("ids", "vectors")  # metadata and documents: as the collection holds them
 @pytest.mark.parametrize("batch_size", [1, 7, 1000])
-def test_scan_yields_every_record_once(make_collection, vb_backend, batch_size):
-    coll, ds = filled(make_collection, vb_backend, n=45)
+def test_scan_yields_every_record_once(shared_collection, batch_size):
+    coll, ds = shared_collection("l2")
     batches = list(coll.scan(batch_size=batch_size))
     assert all(0 < len(b) <= batch_size for b in batches)
     got = {r.id: r for b in batches for r in b}
