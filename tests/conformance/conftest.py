@@ -8,7 +8,7 @@ gets a fresh folder; a server form starts a real engine (tests/engines.py) unles
 The read tests also run on a native collection (one written by the database's own client,
 ``vecbridge.testing.native``) on one form per family, the first of ``NATIVE_FORMS`` that is
 selected: the form whose database the native factory writes into (a folder of its own for
-the embedded engines; the server under test for PostgreSQL).
+the embedded engines; the PostgreSQL under test, embedded or server).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ NATIVE_FORMS: dict[str, tuple[str, ...]] = {
     "chroma": ("chroma-embedded",),
     "qdrant": ("qdrant-disk",),
     "milvus": ("milvus-lite",),
-    "pgvector": ("pgvector-server", "pgvector-embedded"),
+    "pgvector": ("pgvector-embedded", "pgvector-server"),  # the 103 native tests: 10.6 s embedded, 18.3 s server
     "faiss": ("faiss-disk",),
 }
 

@@ -178,7 +178,7 @@ def pg_conninfo(url: str) -> dict[str, Any]:
 
 def _pgvector(backend: BackendUnderTest, metric: str, ds: Dataset, tmp: str,
               stack: contextlib.ExitStack) -> NativeMade:
-    """psycopg SQL on the server under test: ``public.<name>`` with a text primary key, a
+    """psycopg SQL on the PostgreSQL under test (server or embedded): ``public.<name>`` with a text primary key, a
     ``vector(16)`` column with an HNSW index of the metric's operator class, a ``document``
     column, real columns for the keys of one type (``year int``, ``tags text[]``,
     ``nums bigint[]``, NULL where the record lacks the key) and a ``metadata jsonb`` with the
