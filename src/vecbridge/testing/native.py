@@ -64,6 +64,12 @@ def _unique(prefix: str = "vbn") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
 
 
+def _chunks(n: int, size: int = 1000) -> Iterator[slice]:
+    """Slices of at most ``size`` rows: the engines cap a request (Chroma's batch, gRPC's message)."""
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
+
+
 def _positional(ds: Dataset) -> Dataset:
     """The dataset with each record's id its position as the contract gives an integer key back."""
     return replace(ds, ids=[str(i) for i in range(len(ds))])
@@ -85,7 +91,9 @@ def _chroma(backend: BackendUnderTest, metric: str, ds: Dataset, tmp: str, stack
     config: Any = {"hnsw": {"space": metric}}
     coll = app.create_collection(name, configuration=config, embedding_function=None)
     metadatas: Any = [m or None for m in written.metadatas]  # chromadb refuses an empty dict
-    coll.add(ids=written.ids, embeddings=written.vectors, metadatas=metadatas, documents=written.documents)
+    for part in _chunks(len(written), min(1000, int(app.get_max_batch_size()))):
+        coll.add(ids=written.ids[part], embeddings=written.vectors[part], metadatas=metadatas[part],
+                 documents=written.documents[part])
     client = stack.enter_context(vecbridge.connect(f"chroma:///{folder}"))
     return NativeMade(client.get_collection(name), written)
 
@@ -110,7 +118,8 @@ def _qdrant(backend: BackendUnderTest, metric: str, ds: Dataset, tmp: str, stack
             size=ds.vectors.shape[1], distance=models.Distance(_QDRANT_DISTANCE[metric])))
         points = [models.PointStruct(id=i, vector=v.tolist(), payload={**m, **({"document": d} if d is not None else {})})
                   for i, (v, m, d) in enumerate(zip(written.vectors, written.metadatas, written.documents))]
-        native.upsert(name, points, wait=True)
+        for part in _chunks(len(points)):
+            native.upsert(name, points[part], wait=True)
     finally:
         native.close()  # local mode admits one client per folder
     client = stack.enter_context(vecbridge.connect(f"qdrant:///{folder}"))
@@ -147,7 +156,8 @@ def _milvus(backend: BackendUnderTest, metric: str, ds: Dataset, tmp: str, stack
         rows = [{"id": i, "vector": v.tolist(), "document": d, **{k: m.get(k) for k in MILVUS_FIELDS},
                  **{k: x for k, x in m.items() if k not in MILVUS_FIELDS}}
                 for i, v, m, d in zip(written.ids, written.vectors, written.metadatas, written.documents)]
-        native.insert(name, rows)
+        for part in _chunks(len(rows)):
+            native.insert(name, rows[part])
     finally:
         native.close()
     client = stack.enter_context(vecbridge.connect(f"milvus:///{path}"))
