@@ -41,7 +41,7 @@ import numpy as np
 
 import vecbridge
 from vecbridge.testing.data import BackendUnderTest, Dataset
-from vecbridge.testing.native import native_collection
+from vecbridge.testing.native import native_collection, release_milvus_lite
 
 FORMS = {
     "chroma": ("chroma-embedded", "chroma:///{d}/chroma", None),
@@ -99,6 +99,8 @@ def run(backend: str, ds: Dataset, repeat: int, batch_size: int, profile: bool) 
         t = time.perf_counter()
         native = stack.enter_context(native_collection(under_test, "cosine", ds)).collection
         built_native = time.perf_counter() - t
+        if backend == "milvus":
+            stack.callback(release_milvus_lite, f"{tmp}/milvus.db")
         t = time.perf_counter()
         own = stack.enter_context(vecbridge_layout(url, ds, index, batch_size))
         built_own = time.perf_counter() - t

@@ -36,7 +36,8 @@ import vecbridge
 from .data import BackendUnderTest, Dataset
 from .gaps import native_written
 
-__all__ = ["MILVUS_FIELDS", "NATIVE", "PG_COLUMNS", "NativeFamily", "NativeMade", "native_collection", "register_native"]
+__all__ = ["MILVUS_FIELDS", "NATIVE", "PG_COLUMNS", "NativeFamily", "NativeMade", "native_collection", "register_native",
+           "release_milvus_lite"]
 
 
 @dataclass
@@ -160,8 +161,18 @@ def _milvus(backend: BackendUnderTest, metric: str, ds: Dataset, tmp: str, stack
             native.insert(name, rows[part])
     finally:
         native.close()
+    stack.callback(release_milvus_lite, path)  # after vecbridge's client has closed, before the folder goes
     client = stack.enter_context(vecbridge.connect(f"milvus:///{path}"))
     return NativeMade(client.get_collection(name), written)
+
+
+def release_milvus_lite(path: str) -> None:
+    """Stop Milvus Lite's in-process server of ``path``: closing the clients leaves it running
+    until the process exits, and then it writes the database again into the removed folder."""
+    with contextlib.suppress(ImportError):
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(path)
 
 
 # -- PostgreSQL -------------------------------------------------------------------------------
