@@ -281,7 +281,13 @@ def to_metadata(values: Mapping[str, Any], conv: Conversions | None = None, pref
     """Native key/values as contract metadata, by the one rule (module docstring)."""
     out: dict[str, Any] = {}
     for key, value in values.items():
-        name = f"{prefix}{key}"
+        name = f"{prefix}{key}" if prefix or type(key) is not str else key
+        kind = type(value)
+        # the common case first: a value metadata holds as it is (a scan maps every value of every record)
+        if kind is str or kind is bool or (kind is int and INT64_MIN <= value <= INT64_MAX) or (
+                kind is float and math.isfinite(value)):
+            out[name] = value
+            continue
         if value is None:
             if conv is not None:
                 conv["null values left out"] += 1

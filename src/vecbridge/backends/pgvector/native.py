@@ -296,10 +296,9 @@ class NativeCollection(PgvectorCollection):
                 raise InvalidMetadataError(f"collection {self.name!r}: the metadata column {self._json!r} holds "
                                            f"{type(doc).__name__}, not a JSON object; choose another with "
                                            "?metadata_field=NAME")
-        for i, name in enumerate(self._fields, start):
-            value = row[i]
-            if value is not None:
-                meta.update(to_metadata({name: value}, conv))
+        columns = {name: row[i] for i, name in enumerate(self._fields, start) if row[i] is not None}
+        if columns:  # one call per row: the rule's own loop, not one dict and call per column
+            meta.update(to_metadata(columns, conv))
         return meta
 
     def _to_records(self, rows: Sequence[tuple[Any, ...]]) -> list[Record]:
