@@ -122,9 +122,34 @@ def vb_backend(request: pytest.FixtureRequest) -> BackendUnderTest:
     return param
 
 
+@pytest.fixture(scope="session")
+def vb_mode(request: pytest.FixtureRequest) -> str:
+    """``sync`` or ``async`` (every call through :mod:`vecbridge.aio`, :mod:`.asyncmode`); a
+    conftest parametrises it (indirectly), else the suite runs in sync mode."""
+    return getattr(request, "param", "sync")
+
+
+def api(mode: str) -> Any:
+    """What the suite connects with in ``mode``: :mod:`vecbridge`, or its async twin seen
+    through sync calls; both have ``connect(url)`` and ``open_collection(url)``."""
+    if mode == "async":
+        from . import asyncmode
+
+        return asyncmode
+    if mode != "sync":
+        raise ValueError(f"vb_mode is 'sync' or 'async', not {mode!r}")
+    return vecbridge
+
+
 @pytest.fixture
-def vb_client(vb_backend: BackendUnderTest) -> Iterator[vecbridge.Client]:
-    client = vecbridge.connect(vb_backend.url)
+def vb_api(vb_mode: str) -> Any:
+    """``vb_api.connect(url)`` / ``vb_api.open_collection(url)`` in the test's mode."""
+    return api(vb_mode)
+
+
+@pytest.fixture
+def vb_client(vb_backend: BackendUnderTest, vb_mode: str) -> Iterator[vecbridge.Client]:
+    client = api(vb_mode).connect(vb_backend.url)
     try:
         yield client
     finally:
@@ -155,14 +180,14 @@ def make_collection(vb_client: vecbridge.Client) -> Iterator[Callable[..., Any]]
 
 
 @pytest.fixture(scope="module")
-def shared_collection(vb_backend: BackendUnderTest) -> Iterator[Callable[[str], tuple[Any, Dataset]]]:
+def shared_collection(vb_backend: BackendUnderTest, vb_mode: str) -> Iterator[Callable[[str], tuple[Any, Dataset]]]:
     """Read-only collections of the standard dataset, one per metric, made once per backend.
 
     For tests that only read: creating a collection costs seconds on some servers.
     """
     from ._helpers import exact_index
 
-    client = vecbridge.connect(vb_backend.url)
+    client = api(vb_mode).connect(vb_backend.url)
     made: dict[str, tuple[Any, Dataset]] = {}
 
     def get(metric: str) -> tuple[Any, Dataset]:
