@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .base import BaseClient, BaseCollection
+from .errors import BackendError
 from .flows import Flow
 from .locks import AsyncSharedExclusiveLock
 from .types import Hit, Partition, Record
@@ -112,7 +113,9 @@ class AsyncCollection:
             return await self._client._offload(getattr(emb, name[1:]), *args)
         if self._hooks is None:  # the sync hook on a thread (it takes the sync write lock itself)
             return await self._client._offload(self._sync._run_hook, name, args)
-        self._sync._client._check_open()
+        client = self._client
+        if client._closed or client._sync._closed:  # no native state may be opened again
+            client._check_open()
         native = getattr(self._hooks, name, None)
         if native is not None:
             call = native(*args)
@@ -209,6 +212,7 @@ class AsyncClient:
         # (for a caller that cannot close the client before its event loop ends)
         self._hooks_class = _native_hooks_class(sync) if native else None
         self._native_state: Any = None  # what a backend's AsyncHooks share per client (its async client)
+        self._closed = False
 
     url = property(lambda self: self._sync.url)
     capabilities = property(lambda self: self._sync.capabilities)
@@ -220,7 +224,16 @@ class AsyncClient:
     def __repr__(self) -> str:
         return f"<AsyncClient {self._sync.url}>"
 
+    def _check_open(self) -> None:
+        """Raise what the sync client raises once closed (also when only this twin is closed)."""
+        self._sync._check_open()
+        if self._closed:
+            raise BackendError(f"{self._sync.backend_name}: the async client of {self._sync.url} is closed; "
+                               "open a new one with vecbridge.aio.connect()")
+
     async def _offload(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._closed:  # its pool is shut down: say so as the sync client does
+            self._check_open()
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     async def _wrap(self, coll: BaseCollection) -> AsyncCollection:
@@ -257,16 +270,22 @@ class AsyncClient:
         abandon = getattr(state, "abandon", None)
         if abandon is not None:
             abandon()
+        self._closed = True
         self._pool.shutdown(wait=False)
 
     async def close(self) -> None:
+        if self._closed:  # as the sync client's close: a second call does nothing
+            return
         state, self._native_state = self._native_state, None
-        aclose = getattr(state, "aclose", None)
-        if aclose is not None:
-            await aclose()
-        if self._owns_sync:
-            await self._offload(self._sync.close)
-        self._pool.shutdown(wait=False)
+        try:
+            aclose = getattr(state, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            if self._owns_sync:
+                await self._offload(self._sync.close)
+        finally:
+            self._closed = True
+            self._pool.shutdown(wait=False)
 
     async def __aenter__(self) -> AsyncClient:
         return self
