@@ -111,7 +111,7 @@ class PgNative(Native):
 
         pg = self.coll._pg
         kwargs = {**pg._params, "autocommit": True, "context": make_adapters(pg.vector_oid)}
-        setup = [(stmt, None) for stmt in pg.session_statements()]
+        setup: list[tuple[Any, Any]] = [(stmt, None) for stmt in pg.session_statements()]
         self.statements: list[tuple[Any, list[Any]]] = []
         for q in self.queries:
             prog = self.coll._p_search(q[None, :], 10, None, INCLUDE, exact=False)
@@ -120,7 +120,7 @@ class PgNative(Native):
                 if isinstance(op, Setting) and len(self.statements) == 0:
                     setup.append(("SELECT set_config(%s, %s, false)", (op.name, op.value)))
                 op = prog.send(None)
-            self.statements.append((op.query, op.params[0]))
+            self.statements.append((op.query, list(op.params[0])))
         self.conn = psycopg.connect(**kwargs)
         self.aconn = await psycopg.AsyncConnection.connect(**kwargs)
         for stmt, params in setup:
@@ -205,6 +205,7 @@ async def side_by_side(url: str, queries: np.ndarray, rounds: int, profile: bool
     """Median seconds per query of each way of querying at concurrency 1, measured in
     interleaved rounds (on a shared machine, a load that changes between two long runs would
     otherwise decide the comparison)."""
+    sc: Any  # the BaseClient underneath (wrap takes it; the hooks are measured alone)
     with vecbridge.connect(url) as sc:
         coll = sc.get_collection(NAME)
         aclient = vecbridge.aio.wrap(sc)  # the same connection settings; native hooks where the form has them
@@ -301,6 +302,7 @@ def hop(n: int = 3000) -> None:
     for _ in range(n):
         asyncmode.run(noop())
     bare = (time.perf_counter() - t0) / n
+    sc: Any
     with vecbridge.connect("faiss://") as sc:
         coll = sc.create_collection("hop", 8, "l2", {"type": "flat"})
         coll.add(["a", "b"], np.eye(2, 8, dtype=np.float32))
@@ -346,7 +348,7 @@ def main() -> None:
                 for i in range(0, args.n, 2000):
                     coll.upsert([f"r{j}" for j in range(i, min(i + 2000, args.n))], data[i:i + 2000])
             if backend == "qdrant-local":  # the native async client's own copy of the folder
-                path = vecbridge.url.URL.parse(url).path
+                path = str(vecbridge.url.URL.parse(url).path)
                 shutil.copytree(path, path + "-copy")
             t = asyncio.run(side_by_side(url, queries, args.rounds, args.profile))
             path_kind = "native async" if t.pop("native_async_path") else "thread pool"

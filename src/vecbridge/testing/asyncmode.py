@@ -131,7 +131,9 @@ class SyncCollection:
                     except StopAsyncIteration:
                         return
             finally:
-                run(agen.aclose())  # an abandoned scan frees its cursor, as the sync one does
+                aclose = getattr(agen, "aclose", None)  # an abandoned scan frees its cursor, as in sync
+                if aclose is not None:
+                    run(aclose())
 
         return gen()
 
