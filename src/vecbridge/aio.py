@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
+import weakref
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -44,6 +45,22 @@ _DEFAULT_FLOWS = {
     "_exact_query": "_flow_default_exact_query",
 }
 _WRITES = frozenset({"_add", "_update", "_upsert", "_delete"})
+
+
+#: The async write locks of each event loop, one per collection of a database, as the sync
+#: API's (:func:`vecbridge.locks.collection_lock`): shared by every AsyncClient of that
+#: database on the loop, so that two clients' ``add`` of one id cannot both pass the check.
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, AsyncSharedExclusiveLock]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _collection_lock(sync: BaseCollection) -> AsyncSharedExclusiveLock:
+    locks = _LOCKS.setdefault(asyncio.get_running_loop(), {})
+    key = (sync._client.location, sync.name)
+    lock = locks.get(key)
+    if lock is None:
+        lock = locks[key] = AsyncSharedExclusiveLock()
+    return lock
 
 
 def _native_hooks_class(client: BaseClient) -> Any:
@@ -70,7 +87,6 @@ class AsyncCollection:
         self._sync = sync
         hooks_class = client._hooks_class
         self._hooks = hooks_class(client, sync) if hooks_class is not None else None
-        self._lock: AsyncSharedExclusiveLock | None = None
 
     # -- what the sync collection knows ---------------------------------------------------
     name = property(lambda self: self._sync.name)
@@ -125,9 +141,8 @@ class AsyncCollection:
             raise NotImplementedError(f"{type(self._hooks).__name__} lacks the async hook {name}")
         if name not in _WRITES:
             return await call
-        if self._lock is None:
-            self._lock = AsyncSharedExclusiveLock()
-        lock = self._lock.exclusive() if name in self._sync.exclusive_writes else self._lock.shared()
+        locks = _collection_lock(self._sync)  # looked up per write: a collection may outlive a loop
+        lock = locks.exclusive() if name in self._sync.exclusive_writes else locks.shared()
         async with lock:
             return await call
 
