@@ -5,7 +5,8 @@ the bare native clients sending the same requests.
         [--backends pgvector,qdrant-local,chroma,milvus] [--concurrency 8,32] [--profile] [--hop]
 
 Each server is started by tests/engines.py (or given by VECBRIDGE_TEST_<NAME>_URL);
-``qdrant-local`` is Qdrant's local mode in a temporary folder.  2,000 queries (k=10, 128-d,
+``qdrant-local`` is Qdrant's local mode in a temporary folder; ``qdrant`` (the server) runs
+when VECBRIDGE_TEST_QDRANT_URL names one.  2,000 queries (k=10, 128-d,
 20,000 records).  At concurrency 1 every way of querying is measured in interleaved rounds
 (the median of ``--rounds`` rounds; on a shared machine a load that changes between two long
 runs would otherwise decide the comparison):
@@ -73,6 +74,8 @@ def server(name: str) -> Iterator[str]:
     if given:
         yield given
         return
+    if name not in STARTERS:  # no Qdrant server can be started here: give one by URL
+        raise SystemExit(f"{name}: set VECBRIDGE_TEST_{name.upper()}_URL to a running server")
     with STARTERS[name]() as engine:
         yield engine.url
 
