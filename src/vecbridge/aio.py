@@ -22,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
+import weakref
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .base import BaseClient, BaseCollection
+from .errors import BackendError
 from .flows import Flow
 from .locks import AsyncSharedExclusiveLock
 from .types import Hit, Partition, Record
@@ -43,6 +45,22 @@ _DEFAULT_FLOWS = {
     "_exact_query": "_flow_default_exact_query",
 }
 _WRITES = frozenset({"_add", "_update", "_upsert", "_delete"})
+
+
+#: The async write locks of each event loop, one per collection of a database, as the sync
+#: API's (:func:`vecbridge.locks.collection_lock`): shared by every AsyncClient of that
+#: database on the loop, so that two clients' ``add`` of one id cannot both pass the check.
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, AsyncSharedExclusiveLock]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _collection_lock(sync: BaseCollection) -> AsyncSharedExclusiveLock:
+    locks = _LOCKS.setdefault(asyncio.get_running_loop(), {})
+    key = (sync._client.location, sync.name)
+    lock = locks.get(key)
+    if lock is None:
+        lock = locks[key] = AsyncSharedExclusiveLock()
+    return lock
 
 
 def _native_hooks_class(client: BaseClient) -> Any:
@@ -69,7 +87,6 @@ class AsyncCollection:
         self._sync = sync
         hooks_class = client._hooks_class
         self._hooks = hooks_class(client, sync) if hooks_class is not None else None
-        self._lock: AsyncSharedExclusiveLock | None = None
 
     # -- what the sync collection knows ---------------------------------------------------
     name = property(lambda self: self._sync.name)
@@ -112,7 +129,9 @@ class AsyncCollection:
             return await self._client._offload(getattr(emb, name[1:]), *args)
         if self._hooks is None:  # the sync hook on a thread (it takes the sync write lock itself)
             return await self._client._offload(self._sync._run_hook, name, args)
-        self._sync._client._check_open()
+        client = self._client
+        if client._closed or client._sync._closed:  # no native state may be opened again
+            client._check_open()
         native = getattr(self._hooks, name, None)
         if native is not None:
             call = native(*args)
@@ -122,9 +141,8 @@ class AsyncCollection:
             raise NotImplementedError(f"{type(self._hooks).__name__} lacks the async hook {name}")
         if name not in _WRITES:
             return await call
-        if self._lock is None:
-            self._lock = AsyncSharedExclusiveLock()
-        lock = self._lock.exclusive() if name in self._sync.exclusive_writes else self._lock.shared()
+        locks = _collection_lock(self._sync)  # looked up per write: a collection may outlive a loop
+        lock = locks.exclusive() if name in self._sync.exclusive_writes else locks.shared()
         async with lock:
             return await call
 
@@ -209,6 +227,7 @@ class AsyncClient:
         # (for a caller that cannot close the client before its event loop ends)
         self._hooks_class = _native_hooks_class(sync) if native else None
         self._native_state: Any = None  # what a backend's AsyncHooks share per client (its async client)
+        self._closed = False
 
     url = property(lambda self: self._sync.url)
     capabilities = property(lambda self: self._sync.capabilities)
@@ -220,7 +239,16 @@ class AsyncClient:
     def __repr__(self) -> str:
         return f"<AsyncClient {self._sync.url}>"
 
+    def _check_open(self) -> None:
+        """Raise what the sync client raises once closed (also when only this twin is closed)."""
+        self._sync._check_open()
+        if self._closed:
+            raise BackendError(f"{self._sync.backend_name}: the async client of {self._sync.url} is closed; "
+                               "open a new one with vecbridge.aio.connect()")
+
     async def _offload(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._closed:  # its pool is shut down: say so as the sync client does
+            self._check_open()
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     async def _wrap(self, coll: BaseCollection) -> AsyncCollection:
@@ -257,16 +285,22 @@ class AsyncClient:
         abandon = getattr(state, "abandon", None)
         if abandon is not None:
             abandon()
+        self._closed = True
         self._pool.shutdown(wait=False)
 
     async def close(self) -> None:
+        if self._closed:  # as the sync client's close: a second call does nothing
+            return
         state, self._native_state = self._native_state, None
-        aclose = getattr(state, "aclose", None)
-        if aclose is not None:
-            await aclose()
-        if self._owns_sync:
-            await self._offload(self._sync.close)
-        self._pool.shutdown(wait=False)
+        try:
+            aclose = getattr(state, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            if self._owns_sync:
+                await self._offload(self._sync.close)
+        finally:
+            self._closed = True
+            self._pool.shutdown(wait=False)
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -9,6 +9,10 @@ The read tests also run on a native collection (one written by the database's ow
 ``vecbridge.testing.native``) on one form per family, the first of ``NATIVE_FORMS`` that is
 selected: the form whose database the native factory writes into (a folder of its own for
 the embedded engines; the PostgreSQL under test, embedded or server).
+
+The shared suite runs in the modes of ``VECBRIDGE_TEST_MODES`` (default ``sync,async``):
+in ``async`` every call of a test goes through :mod:`vecbridge.aio`
+(:mod:`vecbridge.testing.asyncmode`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 import engines
 import pytest
 
-from vecbridge.testing import BackendUnderTest
+from vecbridge.testing import BackendUnderTest, asyncmode
 from vecbridge.testing.plugin import declare_backends, declare_native_forms
 
 
@@ -112,10 +116,25 @@ def pytest_configure(config: pytest.Config) -> None:
 _running: dict[str, tuple[contextlib.ExitStack, str]] = {}
 
 
+def _modes() -> list[str]:
+    wanted = [w.strip() for w in os.environ.get("VECBRIDGE_TEST_MODES", "sync,async").split(",") if w.strip()]
+    bad = [w for w in wanted if w not in asyncmode.MODES]
+    if bad or not wanted:
+        raise pytest.UsageError(f"VECBRIDGE_TEST_MODES={os.environ.get('VECBRIDGE_TEST_MODES')!r}: "
+                                f"give some of {', '.join(asyncmode.MODES)} separated by commas")
+    return wanted
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "vb_backend" in metafunc.fixturenames:
         params = [BackendUnderTest(n, "", BACKENDS[n][1]) for n in _selected()]
         metafunc.parametrize("vb_backend", params, ids=[p.name for p in params], indirect=True, scope="session")
+    # The shared suite (vecbridge.testing) runs in each mode: its client fixtures connect
+    # through vecbridge or vecbridge.aio (ids like [pgvector-server-async]).  Other modules
+    # (the async tests, the framework bridges) use their clients as they are: sync.
+    if "vb_mode" in metafunc.fixturenames and metafunc.function.__module__.startswith("vecbridge.testing."):
+        modes = asyncmode.modes_for(metafunc.function.__name__, _modes())
+        metafunc.parametrize("vb_mode", modes, indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")

@@ -103,30 +103,30 @@ def test_unknown_index_type_refused(make_collection):
         make_collection(dimension=4, index={"type": "lsh"})
 
 
-def test_client_is_context_manager(vb_backend):
-    with vecbridge.connect(vb_backend.url) as client:
+def test_client_is_context_manager(vb_backend, vb_api):
+    with vb_api.connect(vb_backend.url) as client:
         assert isinstance(client.list_collections(), list)
     assert isinstance(client, vecbridge.Client)
 
 
-def test_open_collection_by_url(vb_backend, make_collection):
+def test_open_collection_by_url(vb_backend, vb_api, make_collection):
     coll = make_collection(dimension=3, metric="l2")
     coll.add(["x"], [[1.0, 0.0, 0.0]])
     sep = "&" if "?" in vb_backend.url else "?"
     if not vb_backend.persistent:
         pytest.skip("an in-memory store is private to its client")
-    with vecbridge.open_collection(f"{vb_backend.url}{sep}collection={coll.name}") as opened:
+    with vb_api.open_collection(f"{vb_backend.url}{sep}collection={coll.name}") as opened:
         assert isinstance(opened, vecbridge.Collection)
         assert (opened.dimension, opened.metric, opened.count()) == (3, "l2", 1)
 
 
-def test_persistence_across_reopen(vb_backend, make_collection):
+def test_persistence_across_reopen(vb_backend, vb_api, make_collection):
     if not vb_backend.persistent:
         pytest.skip("in-memory form")
     coll = make_collection(dimension=3, metric="ip")
     coll.add(["p1", "p2"], [[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]], [{"n": 1}, {"n": 2.5}], ["one", None])
     coll._client.close()
-    with vecbridge.connect(vb_backend.url) as client:
+    with vb_api.connect(vb_backend.url) as client:
         again = client.get_collection(coll.name)
         recs = again.get(["p1", "p2"], include=["vector", "metadata", "document"])
         assert [r.id for r in recs] == ["p1", "p2"]

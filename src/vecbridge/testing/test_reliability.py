@@ -271,13 +271,13 @@ def test_concurrent_add_one_client(vb_backend, make_collection):
     _judge(coll, outcome)
 
 
-def test_concurrent_add_two_clients(vb_backend, make_collection):
+def test_concurrent_add_two_clients(vb_backend, vb_api, make_collection):
     """The same with a client per thread, in one process (an in-memory store is private to
     its client, so only the persistent forms can share a collection between two)."""
     if not vb_backend.persistent:
         pytest.skip("an in-memory store is private to its client")
     coll = make_collection(dimension=3, metric="l2", index=exact_index(vb_backend))
-    with vecbridge.connect(vb_backend.url) as c1, vecbridge.connect(vb_backend.url) as c2:
+    with vb_api.connect(vb_backend.url) as c1, vb_api.connect(vb_backend.url) as c2:
         outcome = _race([c1.get_collection(coll.name), c2.get_collection(coll.name)],
                         [f"id{i:03d}" for i in range(100)])
     _judge(coll, outcome)
