@@ -40,7 +40,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from apps import DATABASES, FRAMEWORKS, Database, Hit, Servers, Store, typed, vector
 
 N = 24
-IDS = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"vecbridge/cross/{i}")) for i in range(N)]  # Qdrant takes UUIDs only
 TOPICS = ["cats", "dogs", "birds"]
 TEXTS = [f"passage {i} about {TOPICS[i % 3]}" + (" — café, 東京" if i == 7 else "") for i in range(N)]
 METAS: list[dict[str, Any]] = [{"source": f"s{i % 3}", "page": i, "weight": i / 4, "draft": i % 2 == 0}
@@ -52,54 +51,62 @@ K, WHERE = 5, {"source": "s1"}
 PAIRS = [(s, t) for s in DATABASES for t in DATABASES if s != t]
 
 
-def _written(framework: str) -> dict[str, Hit]:
-    """What each record is to the application that wrote it."""
+def ids(db: str) -> list[str]:
+    """The ids of the records written into the database ``db``: UUIDs (Qdrant takes no others),
+    other ones in each database, so that the copies of two sources can share a target database
+    (LangChain's PGVector keeps one id space for all the collections of a database)."""
+    return [str(uuid.uuid5(uuid.NAMESPACE_URL, f"vecbridge/cross/{db}/{i}")) for i in range(N)]
+
+
+def written(framework: str, db: str) -> dict[str, Hit]:
+    """What each record written into ``db`` is to the application that wrote it."""
     if framework == "langchain":
-        return {i: Hit(i, t, m) for i, t, m in zip(IDS, TEXTS, METAS)}
+        return {i: Hit(i, t, m) for i, t, m in zip(ids(db), TEXTS, METAS)}
     return {i: Hit(i, t, m, ref_doc_id=s, relationships={"1": s} if s else {})
-            for i, t, m, s in zip(IDS, TEXTS, METAS, SOURCES)}
+            for i, t, m, s in zip(ids(db), TEXTS, METAS, SOURCES)}
+
+
+Answers = list[list[Hit]]
 
 
 class World:
-    """The module's source databases and the sources written into them (each once, by its
-    package); a new empty database for each target (:meth:`target`).  A server is started once."""
+    """The module's databases: one of each holds the sources, written into it once each by their
+    package (:meth:`source`); one of each the copies (:meth:`target`).  A server starts once."""
 
     def __init__(self, factory: pytest.TempPathFactory, stack: contextlib.ExitStack):
         self.factory, self.servers = factory, Servers(stack)
-        self.made: dict[str, Database] = {}
-        self.sources: dict[tuple[str, str, str], tuple[Store, list[list[Hit]], list[list[Hit]]]] = {}
+        self.made: dict[tuple[str, str], Database] = {}
+        self.sources: dict[tuple[str, str, str], tuple[Store, Answers, Answers]] = {}
 
-    def db(self, name: str) -> Database:
-        """The database ``name`` that holds the sources."""
-        if name not in self.made:
-            self.made[name] = self.target(name)
-        return self.made[name]
+    def _db(self, name: str, role: str) -> Database:
+        if (name, role) not in self.made:
+            self.made[name, role] = DATABASES[name].open(self.factory.mktemp(f"{name}_{role}"), self.servers)
+        return self.made[name, role]
 
     def target(self, name: str) -> Database:
-        """A new, empty database ``name``: where a migration makes its target."""
-        return DATABASES[name].open(self.factory.mktemp(name), self.servers)
+        """The database ``name`` where migrations make their targets (each test its own names)."""
+        return self._db(name, "targets")
 
-    def source(self, framework: str, db: str, metric: str = "cosine") -> tuple[Store, list[list[Hit]],
-                                                                               list[list[Hit]]]:
+    def source(self, framework: str, db: str, metric: str = "cosine") -> tuple[Store, Answers, Answers]:
         """The source store (written now if not yet) and its package's answers: plain and filtered.
         Chroma's collection is made with the space ``metric`` (both packages default to l2)."""
         key = (framework, db, metric)
         if key not in self.sources:
-            store = self.db(db).store(framework, f"src_{framework[:2]}_{metric}",
-                                       metric if db == "chroma" else None)
+            store = self._db(db, "sources").store(framework, f"src_{framework[:2]}_{metric}",
+                                                  metric if db == "chroma" else None)
             assert store.metric == metric
-            store.write(TEXTS, METAS, IDS, SOURCES if framework == "llamaindex" else None)
+            store.write(TEXTS, METAS, ids(db), SOURCES if framework == "llamaindex" else None)
             plain, filtered = store.search(QUERIES, K), store.search(QUERIES, 3, WHERE)
-            _brute_force_agrees(store, plain, filtered)
+            _brute_force_agrees(store, db, plain, filtered)
             self.sources[key] = store, plain, filtered
         return self.sources[key]
 
 
-def _brute_force_agrees(store: Store, plain: list[list[Hit]], filtered: list[list[Hit]]) -> None:
-    """The source package answers as numpy does (so the expected answers, and apps.py's score
-    rules, mean what they say), and returns the records as written."""
+def _brute_force_agrees(store: Store, db: str, plain: Answers, filtered: Answers) -> None:
+    """The source package answers as numpy does (so that the expected answers, and apps.py's
+    score rules, mean what they say), with the records as written."""
     vecs = np.array([vector(t) for t in TEXTS], dtype=np.float64)
-    written = _written(store.framework)
+    want, order = written(store.framework, db), ids(db)
     for q, hits, fhits in zip(QUERIES, plain, filtered):
         qv = np.array(vector(q), dtype=np.float64)
         if store.metric == "cosine":
@@ -107,16 +114,15 @@ def _brute_force_agrees(store: Store, plain: list[list[Hit]], filtered: list[lis
         else:
             score = -np.linalg.norm(vecs - qv, axis=1)
         best = np.argsort(-score, kind="stable")
-        assert [h.id for h in hits] == [IDS[j] for j in best[:K]]
+        assert [h.id for h in hits] == [order[j] for j in best[:K]]
         np.testing.assert_allclose([store.closeness(h.score) for h in hits], score[best[:K]], atol=1e-4)
         allowed = [j for j in best if METAS[j].get("source") == WHERE["source"]]
-        assert [h.id for h in fhits] == [IDS[j] for j in allowed[:3]]
+        assert [h.id for h in fhits] == [order[j] for j in allowed[:3]]
         for h in hits + fhits:
-            assert h.same() == written[h.id].same()
+            assert h.same() == want[h.id].same()
 
 
-def _same_answers(source: Store, want: list[list[Hit]], target: Store, got: list[list[Hit]],
-                  framework_fields: bool = True) -> None:
+def _same_answers(source: Store, want: Answers, target: Store, got: Answers, framework_fields: bool = True) -> None:
     """The target package's answers are the source package's: ids, texts, metadata (types kept),
     LlamaIndex's ref_doc_id and relationships (``framework_fields``), scores within 1e-3."""
     assert len(got) == len(want) == len(QUERIES)
@@ -129,11 +135,10 @@ def _same_answers(source: Store, want: list[list[Hit]], target: Store, got: list
                                    atol=1e-3)
 
 
-def _check_records(store: Store, framework: str) -> None:
-    """The package's own read by id on ``store`` returns every record as written."""
-    got = store.get(IDS)
-    want = _written(framework)
-    assert set(got) == set(IDS)
+def _check_records(store: Store, framework: str, db: str) -> None:
+    """The package's own read by id on ``store`` returns every record written into ``db``, as written."""
+    want = written(framework, db)
+    got = store.get(list(want))
     assert {i: h.same() for i, h in got.items()} == {i: h.same() for i, h in want.items()}
 
 
@@ -163,7 +168,7 @@ def test_the_application_on_the_target_answers_as_on_the_source(world: World, fr
     _migrate(source.url, target.url)
     _same_answers(source, plain, target, target.search(QUERIES, K))
     _same_answers(source, filtered, target, target.search(QUERIES, 3, WHERE))
-    _check_records(target, framework)
+    _check_records(target, framework, src)
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -185,14 +190,14 @@ def test_langchain_chroma_into_llamaindex_qdrant_and_back(world: World) -> None:
     assert report.plan.losses == ["records without a LlamaIndex node become plain TextNodes (id, text, metadata; "
                                   "no relationships)"]
     # LlamaIndex reads plain TextNodes: id, text, metadata as LangChain wrote them, no source document
-    got = li.get(IDS)
+    got = li.get(ids("chroma"))
     assert {i: (h.text, typed(h.metadata), h.ref_doc_id, h.relationships) for i, h in got.items()} == \
-        {i: (t, typed(m), None, {}) for i, t, m in zip(IDS, TEXTS, METAS)}
+        {i: (t, typed(m), None, {}) for i, t, m in zip(ids("chroma"), TEXTS, METAS)}
     _same_answers(lc, lc_plain, li, li.search(QUERIES, K), framework_fields=False)
     # and back into LangChain (on Chroma again): what LangChain wrote, nothing more
     back = world.target("chroma").store("langchain", "lc_back", lc.metric)
     _migrate(li.url, back.url, verify="none")
-    _check_records(back, "langchain")
+    _check_records(back, "langchain", "chroma")
     _same_answers(lc, lc_plain, back, back.search(QUERIES, K))
 
 
@@ -200,7 +205,7 @@ def test_llamaindex_qdrant_into_langchain_chroma(world: World) -> None:
     li, li_plain, li_filtered = world.source("llamaindex", "qdrant")
     lc = world.target("chroma").store("langchain", "lc_from_li", li.metric)
     _migrate(li.url, lc.url, verify="none")  # the node keys are left out on purpose
-    _check_records(lc, "langchain")  # the node's own metadata only: LangChain keeps no relationships
+    _check_records(lc, "langchain", "qdrant")  # the node's own metadata only: LangChain keeps no relationships
     _same_answers(li, li_plain, lc, lc.search(QUERIES, K), framework_fields=False)
     _same_answers(li, li_filtered, lc, lc.search(QUERIES, 3, WHERE), framework_fields=False)
 
@@ -251,8 +256,8 @@ def test_langchain_into_vecbridge_layout_field_by_field(world: World, tmp_path: 
     faiss = f"faiss:///{tmp_path}/vb?collection=lc_copy"
     _migrate(lc.url, faiss)
     got = _faiss_records(faiss)
-    assert set(got) == set(IDS)
-    for i, text, meta in zip(IDS, TEXTS, METAS):
+    assert set(got) == set(ids("pgvector"))
+    for i, text, meta in zip(ids("pgvector"), TEXTS, METAS):
         assert (got[i].document, typed(got[i].metadata)) == (text, typed(meta))
         np.testing.assert_allclose(got[i].vector, vector(text), rtol=1e-6)
 
@@ -262,8 +267,8 @@ def test_llamaindex_through_vecbridge_layout_arrives_whole(world: World, tmp_pat
     faiss = f"faiss:///{tmp_path}/vb?collection=nodes"
     _migrate(li.url, faiss)
     got = _faiss_records(faiss)
-    assert set(got) == set(IDS)
-    for i, text, meta, src in zip(IDS, TEXTS, METAS, SOURCES):
+    assert set(got) == set(ids("qdrant"))
+    for i, text, meta, src in zip(ids("qdrant"), TEXTS, METAS, SOURCES):
         rec = got[i]
         assert rec.document == text
         assert set(rec.metadata) == set(meta) | _node_keys()
@@ -276,6 +281,6 @@ def test_llamaindex_through_vecbridge_layout_arrives_whole(world: World, tmp_pat
     # and out again into a LlamaIndex store on another database: the nodes whole, the answers the same
     back = world.target("chroma").store("llamaindex", "li_back", li.metric)
     _migrate(faiss, back.url)
-    _check_records(back, "llamaindex")
+    _check_records(back, "llamaindex", "qdrant")
     _same_answers(li, li_plain, back, back.search(QUERIES, K))
 
