@@ -43,8 +43,20 @@ import pgvector_app
 import qdrant_app
 from pgvector_app import DIM, FixedEmbedding, vector
 
-__all__ = ["DIM", "DATABASES", "FRAMEWORKS", "ChromaFolder", "Database", "Hit", "PostgresDatabase", "QdrantFolder",
-           "Servers", "Store", "typed", "vector"]
+__all__ = [
+    "DATABASES",
+    "DIM",
+    "FRAMEWORKS",
+    "ChromaFolder",
+    "Database",
+    "Hit",
+    "PostgresDatabase",
+    "QdrantFolder",
+    "Servers",
+    "Store",
+    "typed",
+    "vector",
+]
 
 FRAMEWORKS = ("langchain", "llamaindex")
 Meta = dict[str, Any]
@@ -201,7 +213,7 @@ class _ChromaStore(Store):
 
 class ChromaLangChain(_ChromaStore):
     framework = "langchain"
-    CLOSENESS = {"cosine": lambda s: 1 - s, "l2": lambda s: -math.sqrt(max(s, 0.0))}  # 1 - cos; squared l2
+    CLOSENESS: ClassVar[Mapping[str, Any]] = {"cosine": lambda s: 1 - s, "l2": lambda s: -math.sqrt(max(s, 0.0))}  # 1 - cos; squared l2
 
     def write(self, texts, metadatas, ids, sources=None):
         self._langchain_only(sources)
@@ -228,7 +240,7 @@ class ChromaLangChain(_ChromaStore):
 class ChromaLlamaIndex(_ChromaStore):
     framework = "llamaindex"
     # similarity = exp(-distance); the distance is 1 - cos, or the squared l2
-    CLOSENESS = {"cosine": lambda s: 1 + math.log(s), "l2": lambda s: -math.sqrt(max(-math.log(s), 0.0))}
+    CLOSENESS: ClassVar[Mapping[str, Any]] = {"cosine": lambda s: 1 + math.log(s), "l2": lambda s: -math.sqrt(max(-math.log(s), 0.0))}
 
     def write(self, texts, metadatas, ids, sources=None):
         with self.client() as c:
@@ -246,7 +258,7 @@ class ChromaLlamaIndex(_ChromaStore):
 
 class ChromaFolder(Database):
     name = "chroma"
-    stores = {"langchain": ChromaLangChain, "llamaindex": ChromaLlamaIndex}
+    stores: ClassVar[Mapping[str, type[Store]]] = {"langchain": ChromaLangChain, "llamaindex": ChromaLlamaIndex}
 
     def __init__(self, folder: str):
         self.folder = folder
@@ -267,7 +279,7 @@ class ChromaFolder(Database):
 # -- Qdrant: a local-mode folder ----------------------------------------------------------------
 class QdrantLangChain(Store):
     framework = "langchain"
-    CLOSENESS = {"cosine": lambda s: s, "l2": lambda s: -s}  # Qdrant's own: cos, or the distance
+    CLOSENESS: ClassVar[Mapping[str, Any]] = {"cosine": lambda s: s, "l2": lambda s: -s}  # Qdrant's own: cos, or the distance
 
     def _distance(self) -> Any:
         from qdrant_client import models
@@ -311,7 +323,7 @@ class QdrantLangChain(Store):
 
 class QdrantLlamaIndex(Store):
     framework = "llamaindex"
-    CLOSENESS = QdrantLangChain.CLOSENESS
+    CLOSENESS: ClassVar[Mapping[str, Any]] = QdrantLangChain.CLOSENESS
 
     @contextlib.contextmanager
     def store(self) -> Iterator[Any]:
@@ -333,7 +345,7 @@ class QdrantLlamaIndex(Store):
 
 class QdrantFolder(Database):
     name = "qdrant"
-    stores = {"langchain": QdrantLangChain, "llamaindex": QdrantLlamaIndex}
+    stores: ClassVar[Mapping[str, type[Store]]] = {"langchain": QdrantLangChain, "llamaindex": QdrantLlamaIndex}
 
     def __init__(self, folder: str):
         self.folder = folder
@@ -354,7 +366,7 @@ class QdrantFolder(Database):
 # -- PostgreSQL: one database of a server (tests/engines.py postgres_server) ----------------------
 class PostgresLangChain(Store):
     framework = "langchain"
-    CLOSENESS = {"cosine": lambda s: 1 - s, "l2": lambda s: -s}  # the distance of its distance_strategy
+    CLOSENESS: ClassVar[Mapping[str, Any]] = {"cosine": lambda s: 1 - s, "l2": lambda s: -s}  # the distance of its distance_strategy
 
     def _strategy(self) -> str:
         return {"cosine": "cosine", "l2": "l2", "ip": "inner"}[self.metric]
@@ -379,7 +391,7 @@ class PostgresLangChain(Store):
 
 class PostgresLlamaIndex(Store):
     framework = "llamaindex"
-    CLOSENESS = {"cosine": lambda s: s}  # 1 - cosine distance: the package searches by cosine only
+    CLOSENESS: ClassVar[Mapping[str, Any]] = {"cosine": lambda s: s}  # 1 - cosine distance: the package searches by cosine only
 
     @contextlib.contextmanager
     def store(self) -> Iterator[Any]:
@@ -406,7 +418,7 @@ class PostgresDatabase(Database):
     """``native``: ``tests/engines.py``'s ``Engine.native`` (libpq parts); ``dbname``: the database."""
 
     name = "pgvector"
-    stores = {"langchain": PostgresLangChain, "llamaindex": PostgresLlamaIndex}
+    stores: ClassVar[Mapping[str, type[Store]]] = {"langchain": PostgresLangChain, "llamaindex": PostgresLlamaIndex}
 
     def __init__(self, native: Mapping[str, Any], dbname: str):
         self.native, self.dbname = dict(native), dbname

@@ -188,8 +188,8 @@ def test_langchain_chroma_into_llamaindex_qdrant_and_back(world: World) -> None:
     lc, lc_plain, _ = world.source("langchain", "chroma")
     li = world.target("qdrant").store("llamaindex", "li_from_lc", lc.metric)
     report = _migrate(lc.url, li.url)
-    assert report.plan.losses == ["records without a LlamaIndex node become plain TextNodes (id, text, metadata; "
-                                  "no relationships)"]
+    assert report.plan.losses == [("records without a LlamaIndex node become plain TextNodes (id, text, metadata; "
+                                   "no relationships)")]
     # LlamaIndex reads plain TextNodes: id, text, metadata as LangChain wrote them, no source document
     got = li.get(ids("chroma"))
     assert {i: (h.text, typed(h.metadata), h.ref_doc_id, h.relationships) for i, h in got.items()} == \
