@@ -174,6 +174,10 @@ class Store:
     def get(self, ids: Sequence[str]) -> dict[str, Hit]:
         raise NotImplementedError
 
+    def _cosine_only(self) -> None:
+        if self.metric != "cosine":
+            raise ValueError(f"{type(self).__name__}: the package makes cosine collections only, not {self.metric}")
+
     def _langchain_only(self, sources: Sequence[str | None] | None) -> None:
         if sources and any(sources):
             raise ValueError("LangChain keeps no source documents: pass sources to a LlamaIndex store")
@@ -331,6 +335,7 @@ class QdrantLlamaIndex(Store):
             yield qdrant_app.llamaindex_store(client, self.name)
 
     def write(self, texts, metadatas, ids, sources=None):
+        self._cosine_only()
         with self.store() as store:  # creates the collection as the package does (cosine, unnamed vector)
             store.add(_nodes(texts, metadatas, ids, sources))
 
@@ -402,6 +407,7 @@ class PostgresLlamaIndex(Store):
             pgvector_app._dispose(store)
 
     def write(self, texts, metadatas, ids, sources=None):
+        self._cosine_only()
         with self.store() as store:
             store.add(_nodes(texts, metadatas, ids, sources))
 
