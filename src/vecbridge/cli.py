@@ -348,8 +348,8 @@ def _mapping_lines(coll: Any) -> list[str]:
         from .layouts import FRAMEWORK_LAYOUTS
 
         known = FRAMEWORK_LAYOUTS.get((layout, getattr(getattr(coll, "_client", None), "backend_name", "")))
-        if known is not None:
-            lines += known.describe()
+        if known is not None:  # what the mapping's own lines do not say already
+            lines += [line for line in known.describe() if line not in lines]
     return lines
 
 
