@@ -125,9 +125,33 @@ def _modes() -> list[str]:
     return wanted
 
 
+#: The frameworks' own suites (LangChain's, LlamaIndex's, Haystack's: 1,500 tests over every form)
+#: run on one form per family by default: the bridges stand on the Collection protocol, which
+#: the shared suite proves on every form in both modes.  VECBRIDGE_TEST_FRAMEWORK_FORMS=all (or a
+#: comma list) runs them on more; pgvector-server keeps the pooled async connections in the run.
+FRAMEWORK_MODULES = ("test_langchain", "test_haystack", "test_llamaindex")
+FRAMEWORK_FORMS = ("faiss-memory", "chroma-embedded", "qdrant-memory", "milvus-lite", "pgvector-server")
+
+
+def _framework_forms() -> set[str] | None:
+    given = os.environ.get("VECBRIDGE_TEST_FRAMEWORK_FORMS", "").strip()
+    if given == "all":
+        return None
+    names = {w.strip() for w in given.split(",") if w.strip()} or set(FRAMEWORK_FORMS)
+    unknown = names - set(BACKENDS) - {"qdrant-server"}
+    if unknown:
+        raise pytest.UsageError(f"VECBRIDGE_TEST_FRAMEWORK_FORMS names {', '.join(sorted(unknown))}: the forms are "
+                                f"{', '.join(BACKENDS)} (or all)")
+    return names
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "vb_backend" in metafunc.fixturenames:
-        params = [BackendUnderTest(n, "", BACKENDS[n][1]) for n in _selected()]
+        names = _selected()
+        if metafunc.module.__name__.rsplit(".", 1)[-1] in FRAMEWORK_MODULES:
+            forms = _framework_forms()
+            names = [n for n in names if forms is None or n in forms]
+        params = [BackendUnderTest(n, "", BACKENDS[n][1]) for n in names]
         metafunc.parametrize("vb_backend", params, ids=[p.name for p in params], indirect=True, scope="session")
     # The shared suite (vecbridge.testing) runs in each mode: its client fixtures connect
     # through vecbridge or vecbridge.aio (ids like [pgvector-server-async]).  Other modules
