@@ -297,7 +297,7 @@ def to_metadata(values: Mapping[str, Any], conv: Conversions | None = None, pref
                 conv["nested objects as dotted keys"] += 1
             out.update(to_metadata(value, conv, f"{name}."))
         elif isinstance(value, (list, tuple)):
-            items = [_scalar(v, name, conv) for v in value if v is not None]
+            items = [v if type(v) is str or type(v) is bool else _scalar(v, name, conv) for v in value if v is not None]
             if len(items) != len(value) and conv is not None:
                 conv["null list elements left out"] += 1
             if len({bool if type(v) is bool else type(v) for v in items}) > 1:
