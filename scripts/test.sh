@@ -17,6 +17,12 @@ if [ "$(uname -m)" = "x86_64" ] && ! .venv/bin/python -c "import torch" 2>/dev/n
         --index-url https://download.pytorch.org/whl/cpu
 fi
 .venv/bin/python -m pip install -q -e ".[all,test]"
+# llama-index-vector-stores-milvus needs pymilvus<3 (the project runs pymilvus 3): the LlamaIndex
+# Milvus layout tests drive it in a virtualenv of its own (tests/layouts/milvus_app.py)
+if ! .venv-li-milvus/bin/python -c "import llama_index.vector_stores.milvus" 2>/dev/null; then
+    "$PY" -m venv .venv-li-milvus
+    .venv-li-milvus/bin/python -m pip install -q "llama-index-core==0.14.25" "llama-index-vector-stores-milvus==1.2.0"
+fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 if [ -n "${VECBRIDGE_TEST_SHARD:-}" ]; then
     exec .venv/bin/python -m pytest "$@"

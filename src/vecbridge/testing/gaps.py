@@ -289,13 +289,6 @@ def _negative(op: str, negated: bool) -> bool:
     return op != "$exists" and ((op in ("$ne", "$nin")) != negated)
 
 
-def _negative_on_nullable_field(where: Any) -> bool:
-    from vecbridge.testing.native import MILVUS_FIELDS
-
-    return any(key in MILVUS_FIELDS and (op == "$exists" or _negative(op, negated))
-               for key, op, _, negated in _leaves(where))
-
-
 def _negated_range_on_other_types(where: Any) -> bool:
     return any(op in _RANGE and negated and any(isinstance(v, (str, list)) for v in _stored(key))
                for key, op, _, negated in _leaves(where))
@@ -358,12 +351,6 @@ NATIVE_GAPS: tuple[TableGap, ...] = (
              "Qdrant normalises the vectors of a cosine collection when they are written; vecbridge's layout keeps "
              "an exact copy in the payload, a native collection has only the normalised ones",
              _COSINE_VECTOR_TESTS),
-    TableGap("notimpl", ("milvus",), "native collection: a negation or $exists on a nullable scalar field",
-             "Milvus compares a NULL field as unknown, so year != 1990, year not in [...] and not (year > 2000) "
-             "leave out the rows whose nullable field is NULL, which the contract counts as lacking the key (a "
-             "match), and {'year': {'$exists': False}} finds none of them; the translation of a native field "
-             "would need 'year is null or ...' and 'year is null'",
-             _FILTER_TESTS, covers=_negative_on_nullable_field, differs=True),
     TableGap("notimpl", ("milvus",), "native collection: $not over a range on a key of other types",
              "Milvus evaluates a range on a JSON value of another type (genre > 0 on a string) as unknown and "
              "not (unknown) as false, so such records are left out where the contract matches them; vecbridge's "
