@@ -28,8 +28,10 @@ __all__ = ["LI_PYTHON", "FixedEmbeddings", "langchain_query", "langchain_store",
 _STACK = contextlib.ExitStack()
 _SERVER: dict[str, str] = {}
 HERE = Path(__file__).resolve().parent
-#: The python of the LlamaIndex-Milvus virtualenv (scripts/test.sh makes it).
-LI_PYTHON = Path(os.environ.get("VECBRIDGE_LI_MILVUS_PYTHON", HERE.parents[1] / ".venv-li-milvus" / "bin" / "python"))
+#: The python of the LlamaIndex-Milvus virtualenv: scripts/test.sh makes it beside the project's
+#: .venv (the virtualenv that runs the tests), or VECBRIDGE_LI_MILVUS_PYTHON names it.
+LI_PYTHON = Path(os.environ.get("VECBRIDGE_LI_MILVUS_PYTHON",
+                                Path(sys.prefix).parent / ".venv-li-milvus" / "bin" / "python"))
 
 
 def server() -> tuple[str, str]:
