@@ -134,6 +134,9 @@ def test_langchain_refusals_name_the_record(lite: tuple[str, str]) -> None:
             coll._vb_check_batch(Batch(["a", "b"], vec, [{"page": 1}, {"other": 2}], ["t", "u"]))
         with pytest.raises(InvalidMetadataError, match="'pk'"):
             coll.add(["a"], vec[:1], [{"pk": "x"}], ["t"])
+        with pytest.raises(InvalidRecordError, match="page"):  # a refused first batch decides no fields
+            coll.add(["a", "b"], vec, [{"page": 1}, {"other": 2}], ["t", "u"])
+        assert [f[0] for f in _fields(uri, "lc_new")] == ["text", "pk", "vector", "dynamic", "index", "metric"]
         assert coll.count() == 0
         coll.add(["a", "b"], vec, [{"page": 1}, {"page": 2}], ["t", None])
         with pytest.raises(InvalidRecordError, match="page"):

@@ -231,11 +231,14 @@ class LayoutCollection(NativeCollection):
         return Batch(b.ids, b.vectors, metas, docs)
 
     def _vb_check_batch(self, b: Batch) -> None:
-        enc = self._encoded(b, None)
+        self._check(self._encoded(b, None))
+
+    def _check(self, enc: Batch) -> None:
         if self._pending is None:
             self._rows(enc)
             return
-        # the fields this batch would decide, checked on a copy of the collection with them
+        # the fields this batch would decide, checked on a shallow copy of this object that has
+        # them (nothing is created: the collection stays as it is until a write settles it)
         planned = plan_fields(self._pending, enc.metadatas or [], {f.name for f in self.schema.fields})
         trial = object.__new__(type(self))
         trial.__dict__.update(self.__dict__)
@@ -255,6 +258,7 @@ class LayoutCollection(NativeCollection):
     def _p_upsert(self, b: Batch) -> Program:
         enc = self._encoded(b, self.conversions)
         if self._pending is not None:
+            self._check(enc)  # a batch refused decides no fields
             self._settle(enc)
         return (yield from super()._p_upsert(enc))
 
