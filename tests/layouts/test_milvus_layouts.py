@@ -247,3 +247,25 @@ def test_llamaindex_venv_missing_is_refused(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setattr(app, "LI_PYTHON", tmp_path / "nope" / "python")
     with pytest.raises(RuntimeError, match="virtualenv of its own"):
         app.llamaindex({"op": "get"})
+
+
+def test_llamaindex_through_milvus_lite_and_back(server: tuple[str, str], lite: tuple[str, str],
+                                                 li_source: str) -> None:
+    """A LlamaIndex layout created on Milvus Lite (vecbridge only: the package's pymilvus 2 cannot
+    open a Lite folder of pymilvus 3) carries the nodes whole back to the server."""
+    url, uri = server
+    lurl, luri = lite
+    _drop(luri, "li_lite")
+    _drop(uri, "li_back")
+    assert vecbridge.migrate(f"{url}?collection={li_source}", f"{lurl}?collection=li_lite&layout=llamaindex",
+                             verify="full").ok
+    with vecbridge.connect(lurl) as client:
+        assert {e["name"]: e["layout"] for e in client.describe_collections()}["li_lite"] == "llamaindex"
+    assert vecbridge.migrate(f"{lurl}?collection=li_lite", f"{url}?collection=li_back&layout=llamaindex",
+                             verify="full").ok
+    a = _li("query", uri, li_source, queries=LI_QUERIES, k=3)
+    b = _li("query", uri, "li_back", queries=LI_QUERIES, k=3)
+    assert [[(h["id"], h["text"], h["metadata"], h["source"]) for h in q] for q in a] == \
+        [[(h["id"], h["text"], h["metadata"], h["source"]) for h in q] for q in b]
+    assert np.allclose([h["score"] for q in a for h in q], [h["score"] for q in b for h in q], atol=1e-3)
+    _drop(uri, "li_back")

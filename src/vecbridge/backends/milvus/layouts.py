@@ -204,6 +204,21 @@ def plan_fields(recipe: Mapping[str, Any], metadatas: Sequence[Mapping[str, Any]
             if len(t) == 1 and next(iter(t)) in _TYPES and _NAME.fullmatch(k) and k not in taken]
 
 
+def _node_order(meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` with the node's own keys in the order of its ``_node_content``: Milvus Lite gives
+    dynamic keys back sorted, and :meth:`FrameworkLayout.encode` writes the node's metadata in the
+    order it is given, so a copy would otherwise store a reordered (equal, but not identical) node."""
+    try:
+        node = json.loads(meta.get("_node_content") or "")
+    except (TypeError, ValueError):
+        return meta
+    inner = node.get("metadata") if isinstance(node, dict) else None
+    if not isinstance(inner, dict):
+        return meta
+    first = {k: meta[k] for k in inner if k in meta}
+    return {**first, **{k: v for k, v in meta.items() if k not in first}}
+
+
 class LayoutCollection(NativeCollection):
     """A native collection that vecbridge may have created (:data:`PENDING`) and that may keep a
     framework's layout (``layout``: records encoded before writes, decoded after reads)."""
@@ -216,6 +231,8 @@ class LayoutCollection(NativeCollection):
         if self.layout is None:
             return meta, doc
         doc, decoded = self.layout.decode(doc, meta)
+        if self.layout.nodes and meta is not None:
+            decoded = _node_order(decoded)
         return (decoded if meta is not None else None), doc
 
     def _encoded(self, b: Batch, conv: Conversions | None) -> Batch:
