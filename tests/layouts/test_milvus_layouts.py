@@ -11,6 +11,8 @@ across pymilvus versions); LangChain on Milvus Lite and the server.
 
 from __future__ import annotations
 
+import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -269,3 +271,51 @@ def test_llamaindex_through_milvus_lite_and_back(server: tuple[str, str], lite: 
         [[(h["id"], h["text"], h["metadata"], h["source"]) for h in q] for q in b]
     assert np.allclose([h["score"] for q in a for h in q], [h["score"] for q in b for h in q], atol=1e-3)
     _drop(uri, "li_back")
+
+
+def test_into_qdrant_layouts(lite: tuple[str, str], server: tuple[str, str], tmp_path: Path) -> None:
+    """Milvus -> Qdrant in the same framework's layout (Qdrant's layouts are on main): the official
+    package on Qdrant answers as the official package on Milvus (both cosine: langchain-qdrant and
+    llama-index-vector-stores-qdrant make cosine collections)."""
+    import qdrant_app
+
+    emb = qdrant_app.embedding()
+
+    def unit(text: str) -> list[float]:  # Qdrant keeps cosine vectors normalised: unit vectors compare exactly
+        v = np.asarray(emb.embed_query(text), dtype=np.float64)
+        return (v / np.linalg.norm(v)).tolist()
+
+    texts = [f"cross text {i}" for i in range(N)]
+    vectors = {t: unit(t) for t in texts}
+    ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, i)) for i in IDS]  # a Qdrant point id is an integer or a UUID
+    lurl, luri = lite
+    app.langchain_write(luri, "lc_cos", texts, METAS, ids, vectors, drop_old=True,
+                        index_params={"metric_type": "COSINE", "index_type": "AUTOINDEX", "params": {}})
+    q = f"qdrant:///{tmp_path}/q"
+    report = vecbridge.migrate(f"{lurl}?collection=lc_cos", f"{q}?collection=lc_copy&layout=langchain", verify="full")
+    assert report.ok, report.summary()
+    a = app.langchain_query(luri, "lc_cos", texts[:4], vectors, 3)
+    b = qdrant_app.langchain_search(q, "lc_copy", texts[:4], k=3)
+    _same_hits(a, [[(h["id"], h["text"], h["metadata"], h["score"]) for h in hs] for hs in b])
+    url, uri = server
+    nodes = [{**n, "id": str(uuid.uuid5(uuid.NAMESPACE_URL, n["id"])), "embedding": unit(n["text"])}
+             for n in NODES]
+    _li("write", uri, "li_cos", overwrite=True, nodes=nodes, dim=qdrant_app.DIM, metric="COSINE")
+    report = vecbridge.migrate(f"{url}?collection=li_cos", f"{q}?collection=li_copy&layout=llamaindex", verify="full")
+    v = report.verification
+    assert v is not None and v.checked == len(NODES)
+    # LlamaIndex keeps the text inside _node_content on Qdrant, beside it on Milvus: the node strings
+    # differ by the text (and only by it); verification compares them as strings
+    assert {m.field for m in v.mismatches} <= {"metadata"} and all("_node_content" in m.detail for m in v.mismatches)
+    with vecbridge.connect(url) as mc:
+        src = {r.id: json.loads(r.metadata["_node_content"]) for r in mc.get_collection("li_cos").get()}
+    with vecbridge.connect(q) as qc:
+        dst = {r.id: json.loads(r.metadata["_node_content"]) for r in qc.get_collection("li_copy").get()}
+    assert {k: {**n, "text": ""} for k, n in dst.items()} == src
+    a = _li("query", uri, "li_cos", queries=[unit(n["text"]) for n in NODES[:3]], k=3,
+            dim=qdrant_app.DIM, metric="COSINE")
+    b = qdrant_app.llamaindex_query(q, "li_copy", [n["text"] for n in NODES[:3]], k=3)
+    assert [[(h["id"], h["text"], h["metadata"], h["ref_doc_id"]) for h in hs] for hs in a] == \
+        [[(h["id"], h["text"], h["metadata"], h["ref_doc_id"]) for h in hs] for hs in b]
+    assert np.allclose([h["score"] for hs in a for h in hs], [h["score"] for hs in b for h in hs], atol=1e-3)
+    _drop(uri, "li_cos")
