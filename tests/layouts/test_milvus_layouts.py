@@ -16,11 +16,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import milvus_app as app
 import numpy as np
 import pytest
 from pymilvus import MilvusClient
 
-import milvus_app as app
 import vecbridge
 from vecbridge import InvalidMetadataError, InvalidRecordError, filters
 from vecbridge.validation import Batch

@@ -23,7 +23,7 @@ from vecbridge import InvalidRecordError, filters
 from vecbridge.validation import Batch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "layouts"))
-import milvus_app  # noqa: E402
+import milvus_app
 
 N = 12
 RNG = np.random.default_rng(11)
@@ -160,7 +160,7 @@ def test_first_batch_check_and_pending(form: Form) -> None:
         assert coll.count() == 0
     native = form.native()
     try:
-        assert set(f["name"] for f in native.describe_collection("nat2")["fields"]) == {"id", "vector", "document"}
+        assert {f["name"] for f in native.describe_collection("nat2")["fields"]} == {"id", "vector", "document"}
         native.drop_collection("nat2")
     finally:
         native.close()

@@ -45,6 +45,7 @@ from ...capabilities import Capabilities
 from ...errors import BackendError, BackendLockedError, InvalidURLError, UnsupportedFeatureError, VecbridgeError
 from ...options import Option
 from ...url import URL
+from . import layouts
 from .codec import (
     DOCUMENT,
     ID,
@@ -56,7 +57,6 @@ from .codec import (
     stored_metadata_bytes,
 )
 from .collection import MilvusCollection, config_from, config_property
-from . import layouts
 from .failures import ERRORS
 from .session import READ_TIMESTAMPS, READ_TIMESTAMPS_LOCK, WRITE_COUNTS
 from .translator import META_FIELD
