@@ -50,7 +50,7 @@ def lite(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     return f"milvus:///{path}", path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["milvus-server"])  # the id puts its tests in the server shard
 def server() -> tuple[str, str]:
     return app.server()
 
@@ -101,14 +101,13 @@ def _fields(uri: str, name: str) -> list[tuple[str, Any, bool]]:
 
 
 @pytest.mark.parametrize("variant", ["default", "json"])
-@pytest.mark.parametrize("where", ["lite", "server"])
-def test_langchain_migrated_answers_alike(lite: tuple[str, str], server: tuple[str, str], where: str,
-                                          variant: str) -> None:
+@pytest.mark.parametrize("where", ["milvus-lite", "milvus-server"])
+def test_langchain_migrated_answers_alike(lite: tuple[str, str], where: str, variant: str) -> None:
     src_url, src_uri = lite
     name = f"lcm_{variant}"
     kw = VARIANTS[variant]
     app.langchain_write(src_uri, name, TEXTS, METAS, IDS, VECS, drop_old=True, **kw)
-    dst_url, dst_uri = lite if where == "lite" else server
+    dst_url, dst_uri = lite if where == "milvus-lite" else app.server()
     target = f"{name}_copy"
     _drop(dst_uri, target)
     extra = "&metadata_field=metadata" if variant == "json" else ""

@@ -52,9 +52,10 @@ class Form:
         return MilvusClient(uri=self.uri)
 
 
-@pytest.fixture(scope="module", params=["lite", "server"])
+# ids "milvus-lite" / "milvus-server": tests/conftest.py's shards go by "[milvus-server"
+@pytest.fixture(scope="module", params=["milvus-lite", "milvus-server"])
 def form(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Form:
-    if request.param == "lite":
+    if request.param == "milvus-lite":
         path = str(tmp_path_factory.mktemp("milvus-native-layout") / "n.db")
         return Form(f"milvus:///{path}", path, True)
     url, uri = milvus_app.server()
