@@ -45,6 +45,7 @@ from ...capabilities import Capabilities
 from ...errors import BackendError, BackendLockedError, InvalidURLError, UnsupportedFeatureError, VecbridgeError
 from ...options import Option
 from ...url import URL
+from . import layouts
 from .codec import (
     DOCUMENT,
     ID,
@@ -56,7 +57,6 @@ from .codec import (
     stored_metadata_bytes,
 )
 from .collection import MilvusCollection, config_from, config_property
-from . import native
 from .failures import ERRORS
 from .session import READ_TIMESTAMPS, READ_TIMESTAMPS_LOCK, WRITE_COUNTS
 from .translator import META_FIELD
@@ -84,7 +84,8 @@ OPTIONS = (
     Option("metadata_field", doc="a native collection's JSON metadata field (default: metadata, meta, cmetadata)"),
     Option("metadata_fields", doc="a native collection's metadata fields, comma-separated (default: every other one)"),
     Option("metric", choices=("cosine", "l2", "ip"), doc="a native collection's metric (default: its index's)"),
-    Option("layout", doc="the layout to expect: vecbridge or native"),
+    Option("layout", choices=("vecbridge", "native", "langchain", "llamaindex"),
+           doc="the layout to create or expect: vecbridge, native, langchain or llamaindex (.layouts)"),
 )
 _MAPPING = ("id_field", "vector_field", "document_field", "metadata_field", "metadata_fields", "metric", "layout")
 _STRONG = None  # read-state: the next read must be Strong
@@ -323,6 +324,8 @@ class MilvusClient(BaseClient):
     def _create_collection(self, name: str, dimension: int, metric: str, index: dict[str, Any]) -> MilvusCollection:
         spec = _full_spec(index)
         index_type, params = _index_params(spec)
+        if self.mapping_options["layout"] not in (None, "", "vecbridge"):
+            return layouts.create(self, name, dimension, metric, (index_type, params), self.mapping_options["layout"])
         schema = NativeClient.create_schema(auto_id=False, enable_dynamic_field=False,
                                             description="a vecbridge collection")
         schema.add_field(ID, DataType.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES)
@@ -354,8 +357,8 @@ class MilvusClient(BaseClient):
         with self._mapped_errors(f"describe collection {name!r}"):
             desc = self._native.describe_collection(name, **self.call_options())
             fields = {f["name"]: f for f in desc.get("fields", [])}
-            if not _is_vecbridge(desc, fields) or self.mapping_options["layout"] == "native":
-                return native.open_native(self, name, desc)
+            if not _is_vecbridge(desc, fields) or self.mapping_options["layout"] not in (None, "", "vecbridge"):
+                return layouts.open_collection(self, name, desc)
             dimension = int(fields[VECTOR]["params"]["dim"])
             info = self._native.describe_index(name, VECTOR, **self.call_options()) or {}
             metric = {v: k for k, v in METRIC_TYPES.items()}.get(str(info.get("metric_type", "")).upper())
@@ -384,8 +387,9 @@ class MilvusClient(BaseClient):
             self._native.load_collection(name, **self.call_options())
 
     def describe_collections(self) -> list[dict[str, Any]]:
-        """Every collection: ``name``, ``layout`` (``vecbridge`` or ``native``) and ``error``, the
-        reason one cannot be opened (``None`` when it can); listing never fails on one of them."""
+        """Every collection: ``name``, ``layout`` (``vecbridge``, ``native``, ``langchain`` or
+        ``llamaindex``) and ``error``, the reason one cannot be opened (``None`` when it can);
+        listing never fails on one of them."""
         out = []
         for name in self.list_collections():
             entry: dict[str, Any] = {"name": name, "layout": None, "error": None}
@@ -394,7 +398,10 @@ class MilvusClient(BaseClient):
                     desc = self._native.describe_collection(name, **self.call_options())
                 entry["layout"] = "vecbridge" if _is_vecbridge(desc, {f["name"]: f for f in desc.get("fields", [])}) \
                     else "native"
-                self.get_collection(name)
+                coll = self.get_collection(name)
+                mapping = getattr(coll, "mapping", None)
+                if mapping is not None:
+                    entry["layout"] = mapping.layout
             except VecbridgeError as exc:
                 entry["error"] = str(exc)
             out.append(entry)

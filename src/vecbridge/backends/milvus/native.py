@@ -37,6 +37,7 @@ from ...errors import InvalidRecordError, UnsupportedFeatureError, VecbridgeErro
 from ...filters import Cmp
 from ...mapping import (
     CollectionMapping,
+    Conversions,
     Field,
     NativeSchema,
     decide,
@@ -98,9 +99,18 @@ def _metrics(client: MilvusClient, name: str, desc: Mapping[str, Any]) -> dict[s
     return out
 
 
-def open_native(client: MilvusClient, name: str, desc: Mapping[str, Any]) -> NativeCollection:
-    """The collection ``name`` mapped by the core with the client's mapping options."""
-    opts = {k: v for k, v in client.mapping_options.items() if v not in (None, "")}
+def nullable_fields(desc: Mapping[str, Any]) -> frozenset[str]:
+    """The fields of ``desc`` that may hold null (Milvus 2.5+, Milvus Lite 3)."""
+    return frozenset(f["name"] for f in desc.get("fields", []) if f.get("nullable"))
+
+
+def open_native(client: MilvusClient, name: str, desc: Mapping[str, Any], options: Mapping[str, Any] | None = None,
+                cls: type[NativeCollection] | None = None) -> NativeCollection:
+    """The collection ``name`` mapped by the core with ``options`` (default: the client's
+    mapping options), as a ``cls`` (default :class:`NativeCollection`)."""
+    if options is None:
+        options = client.mapping_options
+    opts = {k: v for k, v in options.items() if v not in (None, "")}
     schema = describe(name, desc, _metrics(client, name, desc), opts.get("vector_field"))
     mapping = decide(schema, opts)
     if mapping.id_field is None:
@@ -111,7 +121,7 @@ def open_native(client: MilvusClient, name: str, desc: Mapping[str, Any]) -> Nat
         info = client.native.describe_index(name, names[0], **client.call_options()) or {}
     spec = client._spec_from(None, info)
     client._ensure_loaded(name)
-    return NativeCollection(client, mapping, schema, spec)
+    return (cls or NativeCollection)(client, mapping, schema, spec, nullable_fields(desc))
 
 
 class NativeCompiler(Compiler):
@@ -164,7 +174,9 @@ class NativeCompiler(Compiler):
         if op == "$exists":
             if found is None:
                 present = self.false
-            elif found[1] is not None:  # a real field is in every row (Milvus 2.3: no nulls)
+            elif found[1] is not None and found[0] in self.c._nullable:
+                present = f"({found[0]} is not null)"
+            elif found[1] is not None:  # a real field that holds no nulls is in every row
                 present = f"not ({self.false})"
             else:
                 present = f"(exists {found[0]})"
@@ -181,6 +193,9 @@ class NativeCompiler(Compiler):
             return f"{fn}({path}, [{self._literal(value)}])"
         symbol = {"$eq": "==", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[op]
         test = f"{symbol} {self._literal(value)}"
+        if field is not None and path in self.c._nullable and negated:
+            # a null compares to unknown (SQL's logic), and so does its negation: guarded
+            return f"(({path} is not null) and {path} {test})"
         return f"{path} {test}" if field is not None else self.guard(path, test, negated)
 
 
@@ -205,12 +220,18 @@ def _fits(field: Field, op: str, value: Any) -> bool:
 class NativeCollection(MilvusCollection):
     """A Milvus collection of its own schema, read and written through its mapping."""
 
-    def __init__(self, client: MilvusClient, mapping: CollectionMapping, schema: NativeSchema, index: dict[str, Any]):
+    def __init__(self, client: MilvusClient, mapping: CollectionMapping, schema: NativeSchema, index: dict[str, Any],
+                 nullable: frozenset[str] = frozenset()):
         super().__init__(client, mapping.collection, mapping.dimension, mapping.metric, index)
-        self.mapping, self.schema = mapping, schema
+        #: What reads converted by the core's one rule (vecbridge.mapping.to_metadata), by rule.
+        self.conversions = Conversions()
+        self._compiler = NativeCompiler(self, client.three_valued, doubles=not client.lite)
+        self._set_mapping(mapping, schema, nullable)
+
+    def _set_mapping(self, mapping: CollectionMapping, schema: NativeSchema, nullable: frozenset[str]) -> None:
+        self.mapping, self.schema, self._nullable = mapping, schema, nullable
         assert mapping.id_field is not None and mapping.vector_field is not None
         self._key, self._vec = mapping.id_field, mapping.vector_field
-        self._compiler = NativeCompiler(self, client.three_valued, doubles=not client.lite)
         self._meta_names = tuple(mapping.metadata_fields) + ((mapping.metadata_field,) if mapping.metadata_field else ())
 
     # -- configuration: nothing of vecbridge's is stored in a native collection -------------
@@ -246,9 +267,10 @@ class NativeCollection(MilvusCollection):
             values.update(row.get(DYNAMIC) or {})
         if m.metadata_field and isinstance(row.get(m.metadata_field), Mapping):
             values.update(row[m.metadata_field])
-        values.update({n: row.get(n) for n in m.metadata_fields})
+        # a null in a nullable field is a key the record lacks: not a conversion
+        values.update({n: row.get(n) for n in m.metadata_fields if not (n in self._nullable and row.get(n) is None)})
         try:
-            return to_metadata(values)
+            return to_metadata(values, self.conversions)
         except VecbridgeError as exc:
             raise InvalidRecordError(f"milvus collection {self.name!r}, id {row.get(self._key)!r}: {exc}") from exc
 
@@ -300,29 +322,45 @@ class NativeCollection(MilvusCollection):
         with self._native_call("upsert"):
             self._drive(self._p_upsert(b))
 
-    def _p_upsert(self, b: Batch) -> Program:
+    def _vb_check_batch(self, b: Batch) -> None:
+        """The checks of a write of ``b`` (InvalidRecordError / InvalidMetadataError), writing nothing."""
+        self._rows(b)
+
+    def _rows(self, b: Batch, conv: Conversions | None = None) -> list[dict[str, Any]]:
+        """The native rows of ``b``; a record the schema cannot take -> InvalidRecordError naming it;
+        ``conv`` counts what the write converts."""
         assert b.vectors is not None and b.metadatas is not None and b.documents is not None
         m = self.mapping
+        extra_vectors = [f.name for f in self.schema.fields if f.kind == "vector" and f.name != self._vec]
+        if extra_vectors:
+            raise UnsupportedFeatureError(f"collection {self.name!r} has other vector fields "
+                                          f"({', '.join(extra_vectors)}) that a record cannot fill; nothing was written")
+        needed = [f.name for f in self.schema.fields
+                  if f.kind != "vector" and f.name != self._key and f.name not in self._nullable]
         rows = []
         for i, id_ in enumerate(b.ids):
             row: dict[str, Any] = {self._key: id_to_native(id_, m.id_kind, f"ids[{i}]"),
                                    self._vec: b.vectors[i].tolist()}
             if m.document_field:
-                row[m.document_field] = "" if b.documents[i] is None else b.documents[i]
+                doc = b.documents[i]
+                # "" where the field holds no nulls (Milvus 2.3): see the module
+                row[m.document_field] = doc if doc is not None or m.document_field in self._nullable else ""
+                if doc is None and conv is not None and m.document_field not in self._nullable:
+                    conv["missing documents written as empty strings"] += 1
             elif b.documents[i] is not None:
                 raise InvalidRecordError(f"documents[{i}] (id {id_!r}): collection {self.name!r} has no document "
                                          "field; nothing was written")
             row.update(self._meta_row(b.metadatas[i] or {}, i, id_))
+            missing = [n for n in needed if n not in row]
+            if missing:
+                raise InvalidRecordError(f"metadatas[{i}] (id {id_!r}): collection {self.name!r}: the fields "
+                                         f"{', '.join(missing)} need a value in every record (metadata keys of those "
+                                         "names); nothing was written")
             rows.append(row)
-        missing = [f.name for f in self.schema.fields
-                   if f.kind != "vector" and f.name not in rows[0] and f.name != self._key] if rows else []
-        if missing:
-            raise InvalidRecordError(f"collection {self.name!r}: the fields {', '.join(missing)} need a value in "
-                                     "every record (metadata keys of those names); nothing was written")
-        extra_vectors = [f.name for f in self.schema.fields if f.kind == "vector" and f.name != self._vec]
-        if extra_vectors:
-            raise UnsupportedFeatureError(f"collection {self.name!r} has other vector fields "
-                                          f"({', '.join(extra_vectors)}) that a record cannot fill; nothing was written")
+        return rows
+
+    def _p_upsert(self, b: Batch) -> Program:
+        rows = self._rows(b, self.conversions)
         for start in range(0, len(rows), 1000):
             yield "upsert", (self.name, rows[start:start + 1000]), self._mc.call_options()
             self._mc.wrote(self.name, 0)  # no timestamp asked for: the next read is Strong
