@@ -24,8 +24,7 @@ package's documented rule, so that two packages' scores can be compared.
 Every call opens the database for its own length and closes it again: Qdrant's local mode
 admits one client per folder, and vecbridge opens the same folders between the calls.
 
-A database joins the cross tests as one more :class:`Database` subclass (Milvus: when its
-layouts land, ``milvus_app.py`` drives its packages).
+A database joins the cross tests as one more :class:`Database` subclass.
 """
 
 from __future__ import annotations
@@ -50,6 +49,7 @@ __all__ = [
     "ChromaFolder",
     "Database",
     "Hit",
+    "MilvusDatabase",
     "PostgresDatabase",
     "QdrantFolder",
     "Servers",
@@ -460,5 +460,143 @@ class PostgresDatabase(Database):
                                 (name,)).fetchone()[0] > 0
 
 
+# -- Milvus: LangChain on a Milvus Lite file, LlamaIndex on the server (milvus_app.py) ------------
+_MILVUS_METRICS = {"cosine": "COSINE", "l2": "L2", "ip": "IP"}
+
+
+class _Vectors(dict):  # type: ignore[type-arg]
+    """milvus_app's embedding table: every text's vector by :func:`vector`."""
+
+    def __missing__(self, text: str) -> list[float]:
+        return vector(text)
+
+
+class MilvusLangChain(Store):
+    """langchain-milvus 0.4 with its default schema: a scalar field per metadata key of the first
+    record (so every record needs the same keys), ``pk`` in each answer's metadata."""
+
+    framework = "langchain"
+    DEFAULT = "l2"
+    CLOSENESS: ClassVar[Mapping[str, Any]] = {"cosine": lambda s: s, "l2": lambda s: -math.sqrt(max(s, 0.0)),
+                                              "ip": lambda s: s}  # Milvus's own: cos, the squared l2, dot
+
+    def _kw(self) -> dict[str, Any]:
+        # the metric of a collection it makes; of an existing one it reads the index's
+        return {"index_params": {"metric_type": _MILVUS_METRICS[self.metric], "index_type": "FLAT"}} \
+            if self.metric_given else {}
+
+    @staticmethod
+    def _hit(doc: Any, score: float = math.nan) -> Hit:
+        meta = dict(doc.metadata)
+        return Hit(str(meta.pop("pk")), doc.page_content, meta, score)
+
+    def write(self, texts, metadatas, ids, sources=None):
+        import milvus_app
+
+        self._langchain_only(sources)
+        milvus_app.langchain_write(self.db.lite, self.name, list(texts), list(metadatas), list(ids), _Vectors(),
+                                   **self._kw())
+
+    @contextlib.contextmanager
+    def store(self) -> Iterator[Any]:
+        import milvus_app
+
+        store = milvus_app.langchain_store(self.db.lite, self.name, _Vectors(), **self._kw())
+        try:
+            yield store
+        finally:
+            store.client.close()
+
+    def search(self, queries, k, filter=None):
+        expr = " and ".join(f"{k_} == {json.dumps(v)}" for k_, v in (filter or {}).items()) or None
+        with self.store() as store:
+            return [[self._hit(d, float(s)) for d, s in store.similarity_search_with_score(q, k=k, expr=expr)]
+                    for q in queries]
+
+    def get(self, ids):
+        with self.store() as store:
+            fields = [f for f in store.fields if f not in store.vector_fields]  # the metadata without the vector
+            docs = store.search_by_metadata(f"pk in {json.dumps(list(ids))}", fields, limit=max(len(ids), 1))
+        # search_by_metadata leaves the text in the metadata too (similarity_search does not)
+        return {h.id: h._replace(metadata={k: v for k, v in h.metadata.items() if k != store._text_field})
+                for h in map(self._hit, docs)}
+
+
+class MilvusLlamaIndex(Store):
+    """llama-index-vector-stores-milvus 1.2 in its own virtualenv (milvus_app.LlamaIndexWorker),
+    on the Milvus server; told the metric (``similarity_metric``) as an application is."""
+
+    framework = "llamaindex"
+    DEFAULT = "ip"
+    CLOSENESS = MilvusLangChain.CLOSENESS
+
+    def _call(self, op: str, **kw: Any) -> Any:
+        return self.db.worker()({"op": op, "uri": self.db.server()[1], "collection": self.name, "dim": DIM,
+                                 "metric": _MILVUS_METRICS[self.metric], **kw})
+
+    @staticmethod
+    def _hit(d: Mapping[str, Any]) -> Hit:
+        score = math.nan if d.get("score") is None else float(d["score"])
+        return Hit(d["id"], d["text"], d["metadata"], score, d["ref_doc_id"], {"1": d["source"]} if d["source"] else {})
+
+    def write(self, texts, metadatas, ids, sources=None):
+        nodes = [{"id": i, "text": t, "metadata": dict(m), "embedding": vector(t), "source": sources[n] if sources
+                  else None} for n, (i, t, m) in enumerate(zip(ids, texts, metadatas))]
+        self._call("write", overwrite=True, nodes=nodes)
+
+    def search(self, queries, k, filter=None):
+        got = self._call("query", queries=[vector(q) for q in queries], k=k, filters=dict(filter or {}) or None)
+        return [[self._hit(d) for d in hits] for hits in got]
+
+    def get(self, ids):
+        return {d["id"]: self._hit(d) for d in self._call("get", ids=list(ids))}
+
+
+class MilvusDatabase(Database):
+    """A Milvus Lite file (LangChain) and the Milvus server of the test process (LlamaIndex, whose
+    package cannot open a Lite file of pymilvus 3); names on the server get a tag of this database."""
+
+    name = "milvus"
+    stores: ClassVar[Mapping[str, type[Store]]] = {"langchain": MilvusLangChain, "llamaindex": MilvusLlamaIndex}
+
+    def __init__(self, lite: str, servers: Servers):
+        import uuid
+
+        self.lite, self.servers, self.tag = lite, servers, uuid.uuid4().hex[:6]
+
+    @classmethod
+    def open(cls, root: Path, servers: Servers) -> Database:
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(str(root / "milvus.db"), servers)
+
+    def server(self) -> tuple[str, str]:
+        import milvus_app
+
+        return milvus_app.server()
+
+    def worker(self) -> Any:
+        import milvus_app
+
+        return self.servers.get("llamaindex-milvus", lambda: contextlib.closing(milvus_app.LlamaIndexWorker()))
+
+    def store(self, framework: str, name: str, metric: str | None = None) -> Store:
+        return super().store(framework, f"{name}_{self.tag}" if framework == "llamaindex" else name, metric)
+
+    def url(self, name: str, framework: str) -> str:
+        if framework == "llamaindex":
+            return f"{self.server()[0]}?collection={name}&layout=llamaindex"
+        return f"milvus:///{self.lite}?collection={name}&layout={framework}"
+
+    def exists(self, name: str, framework: str) -> bool:
+        from pymilvus import MilvusClient
+
+        client = MilvusClient(uri=self.server()[1] if framework == "llamaindex" else self.lite)
+        try:
+            return bool(client.has_collection(name))
+        finally:
+            client.close()
+
+
 #: The databases of the cross tests, by vecbridge backend name.
-DATABASES: dict[str, type[Database]] = {cls.name: cls for cls in (ChromaFolder, PostgresDatabase, QdrantFolder)}
+DATABASES: dict[str, type[Database]] = {cls.name: cls for cls in (ChromaFolder, MilvusDatabase, PostgresDatabase,
+                                                                  QdrantFolder)}

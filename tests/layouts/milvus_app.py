@@ -22,8 +22,8 @@ from typing import Any
 
 import engines
 
-__all__ = ["LI_PYTHON", "FixedEmbeddings", "langchain_query", "langchain_store", "langchain_write", "llamaindex",
-           "server"]
+__all__ = ["LI_PYTHON", "FixedEmbeddings", "LlamaIndexWorker", "langchain_query", "langchain_store", "langchain_write",
+           "llamaindex", "server"]
 
 _STACK = contextlib.ExitStack()
 _SERVER: dict[str, str] = {}
@@ -94,18 +94,50 @@ def langchain_query(uri: str, collection: str, queries: list[str], vectors: dict
 
 
 # -- LlamaIndex -----------------------------------------------------------------------------
-def llamaindex(request: dict[str, Any]) -> Any:
-    """Run ``request`` (see milvus_llamaindex_app.py) with the official LlamaIndex Milvus store in
-    its own virtualenv; refuses, naming the fix, when that virtualenv is missing."""
+def llamaindex_python() -> Path:
+    """:data:`LI_PYTHON`; refuses, naming the fix, when that virtualenv is missing."""
     if not LI_PYTHON.exists():
         raise RuntimeError(f"{LI_PYTHON} is missing: llama-index-vector-stores-milvus needs pymilvus<3 and runs in a "
                            "virtualenv of its own; run scripts/test.sh (it makes .venv-li-milvus) or set "
                            "VECBRIDGE_LI_MILVUS_PYTHON")
+    return LI_PYTHON
+
+
+def llamaindex(request: dict[str, Any]) -> Any:
+    """Run ``request`` (see milvus_llamaindex_app.py) with the official LlamaIndex Milvus store in
+    its own virtualenv; refuses, naming the fix, when that virtualenv is missing."""
+    llamaindex_python()
     proc = subprocess.run([str(LI_PYTHON), str(HERE / "milvus_llamaindex_app.py")], input=json.dumps(request),
                           capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "PYTHONPATH": ""})
     if proc.returncode != 0:
         raise RuntimeError(f"milvus_llamaindex_app.py failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+class LlamaIndexWorker:
+    """milvus_llamaindex_app.py ``--serve`` in :data:`LI_PYTHON`: one process answering many
+    requests (starting that interpreter and importing LlamaIndex takes seconds); close it when done."""
+
+    def __init__(self) -> None:
+        llamaindex_python()
+        self.proc = subprocess.Popen([str(LI_PYTHON), str(HERE / "milvus_llamaindex_app.py"), "--serve"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env={**os.environ, "PYTHONPATH": ""})
+
+    def __call__(self, request: dict[str, Any]) -> Any:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise RuntimeError(f"milvus_llamaindex_app.py --serve stopped ({self.proc.wait()}):\n{err[-3000:]}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
 
 
 if __name__ == "__main__":  # pragma: no cover - a manual check

@@ -1,13 +1,14 @@
 """The official LlamaIndex Milvus store (llama-index-vector-stores-milvus 1.2), driven by JSON.
 
 Runs in the virtualenv of its own (it needs pymilvus<3; see milvus_app.py): one JSON request
-on stdin, one JSON answer on the last line of stdout.  Requests (``uri``, ``collection`` always):
+on stdin, one JSON answer on the last line of stdout; or, with ``--serve``, one request per line
+and one answer line each until stdin closes (one interpreter for many requests).  Requests (``uri``, ``collection`` always):
 
 * ``{"op": "write", "dim": D, "metric": "IP", "overwrite": bool, "nodes": [{"id", "text",
   "metadata", "embedding", "source": doc id or null}]}`` -> ``{"ids": [...]}``
   (``MilvusVectorStore(...).add(nodes)``);
-* ``{"op": "query", "dim": D, "metric": "IP", "queries": [vector, ...], "k": K}`` -> per query
-  ``[{"id", "text", "metadata", "score", "ref_doc_id", "source"}]``;
+* ``{"op": "query", "dim": D, "metric": "IP", "queries": [vector, ...], "k": K, "filters": {key: value}
+  or absent}`` -> per query ``[{"id", "text", "metadata", "score", "ref_doc_id", "source"}]``;
 * ``{"op": "get", "dim": D, "metric": "IP", "ids": [...]}`` -> the nodes (``get_nodes``) the same way.
 """
 
@@ -34,8 +35,22 @@ def _node(n: Any, score: float | None = None) -> dict[str, Any]:
             "class": type(n).__name__}
 
 
+def _filters(where: dict[str, Any] | None) -> Any:
+    """Equality on metadata keys, as ``MetadataFilters``."""
+    from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters
+
+    return MetadataFilters(filters=[MetadataFilter(key=k, value=v) for k, v in where.items()]) if where else None
+
+
 def main() -> None:
-    req = json.loads(sys.stdin.read())
+    if sys.argv[1:] == ["--serve"]:  # one request per line, one answer line each, until stdin closes
+        for line in sys.stdin:
+            print(json.dumps(answer(json.loads(line))), flush=True)
+        return
+    print(json.dumps(answer(json.loads(sys.stdin.read()))))
+
+
+def answer(req: dict[str, Any]) -> Any:
     op = req["op"]
     if op == "write":
         store = _store(req, overwrite=bool(req.get("overwrite")))
@@ -49,7 +64,8 @@ def main() -> None:
         store = _store(req)
         out = []
         for vec in req["queries"]:
-            res = store.query(VectorStoreQuery(query_embedding=vec, similarity_top_k=req["k"]))
+            res = store.query(VectorStoreQuery(query_embedding=vec, similarity_top_k=req["k"],
+                                               filters=_filters(req.get("filters"))))
             out.append([_node(n, s) for n, s in zip(res.nodes or [], res.similarities or [])])
     elif op == "get":
         store = _store(req)
@@ -57,7 +73,7 @@ def main() -> None:
     else:
         raise SystemExit(f"unknown op {op!r}")
     store.client.close()
-    print(json.dumps(out))
+    return out
 
 
 if __name__ == "__main__":
