@@ -42,7 +42,7 @@ from pymilvus import MilvusClient as NativeClient  # renamed: ours has the same 
 
 from ...base import BaseClient
 from ...capabilities import Capabilities
-from ...errors import BackendError, BackendLockedError, InvalidURLError, UnsupportedFeatureError, VecbridgeError
+from ...errors import BackendError, BackendLockedError, BackendUnavailableError, InvalidURLError, UnsupportedFeatureError, VecbridgeError
 from ...options import Option
 from ...url import URL
 from . import layouts
@@ -98,6 +98,17 @@ def _index_params(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if kind == "ivf":
         return "IVF_FLAT", {"nlist": spec["nlist"]}
     return "HNSW", {"M": spec["m"], "efConstruction": spec["ef_construction"]}
+
+
+def _served_here(data_dir: str) -> bool:
+    """Whether this process's milvus-lite runs the server of ``data_dir`` (it then holds the
+    folder's LOCK itself: a failed connection is no lock held by another process)."""
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+    except ImportError:
+        return False
+    mine = os.path.realpath(data_dir)
+    return any(os.path.realpath(path) == mine for path in list(getattr(server_manager_instance, "_servers", {})))
 
 
 def _held_elsewhere(data_dir: str) -> bool:
@@ -235,11 +246,18 @@ class MilvusClient(BaseClient):
                 self._native = NativeClient(uri=uri, timeout=self._timeout, **kwargs)
                 self.version = str(self._native.get_server_version())
         except BackendError as exc:
+            if self.mode == "lite" and _served_here(where):
+                # this process's own Milvus Lite server holds the folder: what failed is pymilvus's
+                # shared channel to it (an idle one gets gRPC's GOAWAY "too_many_pings"): a channel
+                # of its own, once; the folder is not locked by anyone else
+                self._native = self._reconnect(u, uri, kwargs, exc)
+                self.version = str(self._native.get_server_version())
             # milvus-lite's DataDirLockedError does not reach us: its server manager logs it and
             # pymilvus raises ConnectionConfigException("Open local milvus failed"); so look
-            if self.mode == "lite" and _held_elsewhere(where):
+            elif self.mode == "lite" and _held_elsewhere(where):
                 raise _locked_error(where) from exc.__cause__
-            raise
+            else:
+                raise
         # Milvus Lite evaluates a comparison on a missing JSON key to "unknown" (three-valued
         # logic); Milvus 2.3/2.4 servers to false.  Unknown engines get the safe, guarded form.
         self.lite = self.version.startswith("milvus_lite") or self.mode == "lite"
@@ -247,6 +265,14 @@ class MilvusClient(BaseClient):
         # read timestamps are per collection of the process, not per client: a write through
         # one client (add's check in another, above all) must be seen by the others' reads
         self._read_ts, self._ts_lock = READ_TIMESTAMPS, READ_TIMESTAMPS_LOCK
+
+    def _reconnect(self, u: Any, uri: str, kwargs: dict[str, Any], first: BackendError) -> Any:
+        try:
+            with self._mapped_errors(f"connect to {u}"):
+                return NativeClient(uri=uri, timeout=self._timeout, dedicated=True, **kwargs)
+        except BackendError as exc:
+            raise BackendUnavailableError(f"milvus: this process's Milvus Lite server of {self.where} did not answer "
+                                          f"({first}; again on a channel of its own: {exc}); try again") from exc
 
     def __repr__(self) -> str:
         return f"<MilvusClient {self.url} ({self.engine})>"
