@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 
 import vecbridge  # noqa: E402
 
-WORDS = "cat dog bird fish market bank rate team match violin bread river park house garden".split()
+WORDS = ["cat", "dog", "bird", "fish", "market", "bank", "rate", "team", "match", "violin", "bread", "river", "park", "house", "garden"]
 
 
 def texts(n: int) -> list[str]:

@@ -42,8 +42,8 @@ from __future__ import annotations
 __all__ = [
     "BackendError",
     "BackendLockedError",
-    "BackendUnavailableError",
     "BackendNotInstalledError",
+    "BackendUnavailableError",
     "CollectionExistsError",
     "CollectionNotFoundError",
     "DimensionMismatchError",

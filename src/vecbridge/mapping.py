@@ -42,11 +42,11 @@ from .validation import INT64_MAX, INT64_MIN, plain_scalar
 __all__ = [
     "DOCUMENT_NAMES",
     "LAYOUTS",
-    "METADATA_NAMES",
     "MAPPING_OPTIONS",
+    "METADATA_NAMES",
+    "CollectionMapping",
     "Conversions",
     "Field",
-    "CollectionMapping",
     "NativeSchema",
     "decide",
     "id_from_native",
@@ -256,9 +256,7 @@ def _scalar(value: Any, key: str, conv: Conversions | None) -> Any:
             raise InvalidMetadataError(f"the field {key!r} holds {value}, which metadata cannot hold")
         return value
     rule = None
-    if isinstance(value, _dt.datetime):
-        value, rule = value.isoformat(), "dates and timestamps as ISO-8601 strings"
-    elif isinstance(value, (_dt.date, _dt.time)):
+    if isinstance(value, _dt.datetime) or isinstance(value, (_dt.date, _dt.time)):
         value, rule = value.isoformat(), "dates and timestamps as ISO-8601 strings"
     elif isinstance(value, uuid.UUID):
         value, rule = str(value), "UUIDs as strings"

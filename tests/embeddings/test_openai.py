@@ -7,12 +7,11 @@ import time
 
 import numpy as np
 import pytest
+from openai_server import MODEL, EmbeddingServer
 
 import vecbridge
 from vecbridge import errors
 from vecbridge.embeddings import get_embedder, parse_spec
-
-from openai_server import MODEL, EmbeddingServer
 
 KEY = "sk-test-key-0123456789"
 TEXTS = [f"sentence number {i} about {'cats' if i % 2 else 'stocks'}" for i in range(10)]

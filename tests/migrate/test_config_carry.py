@@ -17,8 +17,8 @@ from migrate_helpers import assert_holds, fill, make_records
 
 import vecbridge
 from vecbridge.backends.faiss import FaissClient
-from vecbridge.base import BaseCollection
 from vecbridge.backends.faiss.collection import FaissCollection
+from vecbridge.base import BaseCollection
 
 pytest.importorskip("faiss")
 

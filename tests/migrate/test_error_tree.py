@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-import vecbridge.errors as errors
-import vecbridge.migrate as migrate
+from vecbridge import errors, migrate
 
 
 def _drawn() -> dict[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,8 @@ import pytest
 from migrate_helpers import assert_holds, faiss_source, fill, make_records
 
 import vecbridge
-from vecbridge.capabilities import Capabilities
 from vecbridge.backends.faiss import FaissClient
+from vecbridge.capabilities import Capabilities
 from vecbridge.errors import CollectionNotFoundError, InvalidURLError
 from vecbridge.migrate import (
     Checkpoint,

@@ -13,11 +13,11 @@ import time
 import urllib.request
 from typing import Any
 
-import pytest
-
 import engines
-import vecbridge
+import pytest
 from migrate_helpers import assert_holds, faiss_source, make_records
+
+import vecbridge
 
 pytest.importorskip("chromadb")
 

@@ -13,11 +13,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import engines
 import numpy as np
 import pytest
 from pymilvus import DataType, MilvusClient
 
-import engines
 import vecbridge
 from vecbridge import InvalidRecordError, UnsupportedFeatureError, filters
 from vecbridge.cli import main as cli_main

@@ -15,11 +15,11 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import engines
 import numpy as np
 import psycopg
 import pytest
 
-import engines
 import vecbridge
 import vecbridge.aio
 from vecbridge import DuplicateIdError, InvalidRecordError, UnsupportedFeatureError, filters

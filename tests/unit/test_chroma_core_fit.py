@@ -29,6 +29,7 @@ from vecbridge.errors import (
 chromadb = pytest.importorskip("chromadb")
 
 import engines  # noqa: E402  (tests/conftest.py puts tests/ on the path)
+
 from vecbridge.backends.chroma import translator  # noqa: E402
 
 FORMS = ["embedded", "memory", pytest.param("server", marks=pytest.mark.server)]

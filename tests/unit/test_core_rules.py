@@ -59,9 +59,8 @@ def test_error_table_classifies_by_type():
     assert classify(OSError(errno.ECONNREFUSED, "refused"), ()) is errors.BackendUnavailableError
     assert classify(OSError(errno.ENOENT, "gone"), ()) is errors.BackendError
     assert classify(ValueError("x"), ()) is errors.BackendError
-    with pytest.raises(errors.BackendUnavailableError) as info:
-        with native_errors("x", "query", table):
-            raise Refused("at pgvector://u:hunter2@h/db")
+    with pytest.raises(errors.BackendUnavailableError) as info, native_errors("x", "query", table):
+        raise Refused("at pgvector://u:hunter2@h/db")
     assert isinstance(info.value.__cause__, Refused) and "hunter2" not in str(info.value)
     assert issubclass(errors.BackendUnavailableError, errors.BackendError)
 

@@ -44,7 +44,7 @@ def test_the_value_rule_and_its_counts():
     conv = Conversions()
     got = to_metadata({"a": {"b": 1, "c": {"d": "x"}}, "n": None, "t": dt.datetime(2024, 5, 1, 12, 30),
                        "d": dt.date(2024, 5, 1), "u": uuid.UUID(int=5), "dec": decimal.Decimal("2.5"),
-                       "i": decimal.Decimal("7"), "l": [1, None, 2], "mix": [1, 2.5]}, conv)
+                       "i": decimal.Decimal(7), "l": [1, None, 2], "mix": [1, 2.5]}, conv)
     assert got == {"a.b": 1, "a.c.d": "x", "t": "2024-05-01T12:30:00", "d": "2024-05-01",
                    "u": "00000000-0000-0000-0000-000000000005", "dec": 2.5, "i": 7, "l": [1, 2], "mix": [1.0, 2.5]}
     assert type(got["i"]) is int

@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import engines
 import numpy as np
 import pytest
 from pymilvus import MilvusClient
 
-import engines
 import vecbridge
 import vecbridge.aio
 

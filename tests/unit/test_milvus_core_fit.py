@@ -16,10 +16,10 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import engines
 import numpy as np
 import pytest
 
-import engines
 import vecbridge
 from vecbridge import filters
 from vecbridge.base import classify

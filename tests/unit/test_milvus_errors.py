@@ -9,10 +9,10 @@ import sys
 import textwrap
 from typing import Any
 
+import engines
 import numpy as np
 import pytest
 
-import engines
 import vecbridge
 
 pytest.importorskip("milvus_lite")

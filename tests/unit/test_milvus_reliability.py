@@ -14,11 +14,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import engines
 import numpy as np
 import pytest
 
-import engines
 import vecbridge
+
 pytest.importorskip("pymilvus")
 
 

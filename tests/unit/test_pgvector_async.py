@@ -11,11 +11,11 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+import engines
 import numpy as np
 import psycopg
 import pytest
 
-import engines
 import vecbridge
 import vecbridge.aio
 from vecbridge import DuplicateIdError, filters

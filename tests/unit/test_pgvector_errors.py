@@ -14,11 +14,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import engines
 import numpy as np
 import psycopg
 import pytest
 
-import engines
 import vecbridge
 from vecbridge import BackendError, BackendUnavailableError
 

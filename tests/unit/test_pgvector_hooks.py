@@ -13,11 +13,11 @@ import textwrap
 from collections.abc import Iterator
 from typing import Any
 
+import engines
 import numpy as np
 import psycopg
 import pytest
 
-import engines
 import vecbridge
 from vecbridge import UnsupportedFeatureError, UnsupportedFilterError, filters
 from vecbridge.backends.pgvector import translator

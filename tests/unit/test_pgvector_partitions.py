@@ -11,11 +11,11 @@ import pickle
 from collections.abc import Iterator
 from typing import Any
 
+import engines
 import numpy as np
 import psycopg
 import pytest
 
-import engines
 import vecbridge
 from vecbridge import Partition
 from vecbridge.backends.pgvector import collection as pg_collection

@@ -42,7 +42,14 @@ from pymilvus import MilvusClient as NativeClient  # renamed: ours has the same 
 
 from ...base import BaseClient
 from ...capabilities import Capabilities
-from ...errors import BackendError, BackendLockedError, BackendUnavailableError, InvalidURLError, UnsupportedFeatureError, VecbridgeError
+from ...errors import (
+    BackendError,
+    BackendLockedError,
+    BackendUnavailableError,
+    InvalidURLError,
+    UnsupportedFeatureError,
+    VecbridgeError,
+)
 from ...options import Option
 from ...url import URL
 from . import layouts

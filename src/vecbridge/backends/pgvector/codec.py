@@ -29,9 +29,9 @@ not merely as text that reads back as the same float:
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Iterator, Sequence
-import math
 from typing import Any
 
 import numpy as np

@@ -37,7 +37,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
 

@@ -210,7 +210,7 @@ def open_native(client: PgvectorClient, conn: psycopg.Connection, schema: str, t
     return NativeCollection(client, mapping, rel)
 
 
-def _numeric(value: int | float) -> Decimal:
+def _numeric(value: float) -> Decimal:
     """A number for a numeric column that reads back as the same type: an int at scale 0, a float
     with a fraction digit (``1.0`` stays a float: mapping.to_metadata reads scale > 0 as float)."""
     if type(value) is int:

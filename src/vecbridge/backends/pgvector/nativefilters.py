@@ -85,7 +85,7 @@ def compare(kind: str, value: Any) -> tuple[Any, str] | None:
     return (parsed, cast) if (str(parsed) if kind == "uuid" else parsed.isoformat()) == value else None
 
 
-def _as_float(value: int | float) -> float:
+def _as_float(value: float) -> float:
     if isinstance(value, int) and abs(value) > 2**53:
         raise UnsupportedFilterError(f"the pgvector backend compares a float column with integers exactly only up to "
                                      f"2**53; the filter has {value}")
