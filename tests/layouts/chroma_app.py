@@ -62,11 +62,17 @@ def chromadb_client(url: str) -> Any:
     path = parts.path.removeprefix("/")
     if path:
         return chromadb.PersistentClient(path=path, database=database)
+    # the process has one in-memory engine, and chromadb refuses a client of it with other
+    # settings than the first one's (an earlier test's vecbridge client, or application): take those
+    from vecbridge.backends.chroma.client import _engine_settings
+
+    settings = _engine_settings(None)[1]
+    settings.is_persistent = False
     if database != chromadb.DEFAULT_DATABASE:
-        admin = chromadb.AdminClient(Settings(is_persistent=False))
+        admin = chromadb.AdminClient(settings)
         with contextlib.suppress(Exception):  # exists already
             admin.create_database(database)
-    return chromadb.EphemeralClient(database=database)
+    return chromadb.EphemeralClient(settings=settings, database=database)
 
 
 @contextlib.contextmanager
