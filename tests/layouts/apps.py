@@ -205,6 +205,21 @@ class Database:
         raise NotImplementedError
 
 
+class _LocalFolder(Database):
+    """A database in a folder of its own under the test's root, named by its scheme."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    @classmethod
+    def open(cls, root: Path, servers: Servers) -> Database:
+        return cls(str(root / cls.name))
+
+    def url(self, name: str, framework: str) -> str:
+        query = f"?collection={name}&layout={framework}" if name else ""
+        return f"{self.name}:///{self.folder}{query}"
+
+
 # -- Chroma: a folder (chromadb.PersistentClient) -------------------------------------------------
 class _ChromaStore(Store):
     DEFAULT = "l2"  # both packages create the collection without an HNSW space: Chroma's default
@@ -260,20 +275,9 @@ class ChromaLlamaIndex(_ChromaStore):
             return {n.node_id: _node_hit(n) for n in chroma_app._llama(c, self.name).get_nodes(list(ids))}
 
 
-class ChromaFolder(Database):
+class ChromaFolder(_LocalFolder):
     name = "chroma"
     stores: ClassVar[Mapping[str, type[Store]]] = {"langchain": ChromaLangChain, "llamaindex": ChromaLlamaIndex}
-
-    def __init__(self, folder: str):
-        self.folder = folder
-
-    @classmethod
-    def open(cls, root: Path, servers: Servers) -> Database:
-        return cls(str(root / "chroma"))
-
-    def url(self, name: str, framework: str) -> str:
-        query = f"?collection={name}&layout={framework}" if name else ""
-        return f"chroma:///{self.folder}{query}"
 
     def exists(self, name: str, framework: str) -> bool:
         with chroma_app.open_chromadb(self.url("", "")) as c:
@@ -348,20 +352,9 @@ class QdrantLlamaIndex(Store):
             return {n.node_id: _node_hit(n) for n in store.get_nodes(list(ids))}
 
 
-class QdrantFolder(Database):
+class QdrantFolder(_LocalFolder):
     name = "qdrant"
     stores: ClassVar[Mapping[str, type[Store]]] = {"langchain": QdrantLangChain, "llamaindex": QdrantLlamaIndex}
-
-    def __init__(self, folder: str):
-        self.folder = folder
-
-    @classmethod
-    def open(cls, root: Path, servers: Servers) -> Database:
-        return cls(str(root / "qdrant"))
-
-    def url(self, name: str, framework: str) -> str:
-        query = f"?collection={name}&layout={framework}" if name else ""
-        return f"qdrant:///{self.folder}{query}"
 
     def exists(self, name: str, framework: str) -> bool:
         with qdrant_app.native(self.url("", "")) as c:
