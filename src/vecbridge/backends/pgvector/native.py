@@ -160,6 +160,11 @@ def describe(conn: psycopg.Connection, schema: str, table: str, relkind: str,
     unique = {r[0]: r[1] for r in conn.execute(UNIQUE, (reg,))}
     primary = next((k for k, is_pk in unique.items() if is_pk), None)
     ident = sql.Identifier(schema, table)
+    # the comment before the columns: a first write deciding a created table's columns (.created)
+    # commits its columns and its comment at once, so a comment read as decided here is followed
+    # by columns that include them (read the other way round, a handle could see the old columns
+    # and a decided comment, and write every key into the jsonb)
+    comment = (conn.execute(COMMENT, (reg,)).fetchone() or [None])[0] or ""
     for name, ntype, typname, typmod, notnull, _hasdef, element in conn.execute(COLUMNS, (reg,)):
         cols[name] = Column(name, ntype, typname, bool(notnull), element)
         kind, inner = _kind(typname, element)
@@ -186,7 +191,6 @@ def describe(conn: psycopg.Connection, schema: str, table: str, relkind: str,
     chosen = options.get("vector_field") or (vectors[0] if len(vectors) == 1 else None)
     metrics = {m for _, m, _ in ann.get(str(chosen), [])} if chosen else set()
     metric = metrics.pop() if len(metrics) == 1 else None
-    comment = (conn.execute(COMMENT, (reg,)).fetchone() or [None])[0] or ""
     if metric is None:  # an exact table vecbridge made in the native layout names its metric (.created)
         metric = created.comment_metric(comment)
     native = NativeSchema(f"{schema}.{table}", tuple(fields), metric)
