@@ -268,7 +268,16 @@ def postgres_server(timeout: float = 60.0) -> Iterator[Engine]:
 
     run = _Run("postgres")
     try:
-        server = get_server(os.path.join(run.dir, "pgdata"), cleanup_mode=None)
+        pgdata = os.path.join(run.dir, "pgdata")
+        try:
+            server = get_server(pgdata, cleanup_mode=None)
+        except subprocess.CalledProcessError as exc:
+            if exc.returncode >= 0:
+                raise
+            # initdb killed by a signal (seen once, SIGABRT, while the other shard started its
+            # own servers on the loaded 2 cores): a fresh folder, once more
+            shutil.rmtree(pgdata, ignore_errors=True)
+            server = get_server(pgdata, cleanup_mode=None)
         pid = server.get_pid()
         if pid is None or os.getpgid(pid) != pid:  # pg_ctl starts the postmaster in a new session
             raise RuntimeError(f"postmaster {pid} does not lead a process group of its own")
