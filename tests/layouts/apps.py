@@ -183,6 +183,29 @@ class Store:
             raise ValueError("LangChain keeps no source documents: pass sources to a LlamaIndex store")
 
 
+class _LlamaIndexStore(Store):
+    """A LlamaIndex vector store the package opens itself (:meth:`store`), searched by cosine;
+    writing creates the collection as the package does."""
+
+    framework = "llamaindex"
+
+    def store(self) -> contextlib.AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def write(self, texts, metadatas, ids, sources=None):
+        self._cosine_only()
+        with self.store() as store:
+            store.add(_nodes(texts, metadatas, ids, sources))
+
+    def search(self, queries, k, filter=None):
+        with self.store() as store:
+            return _llama_search(store, queries, k, filter)
+
+    def get(self, ids):
+        with self.store() as store:
+            return {n.node_id: _node_hit(n) for n in store.get_nodes(list(ids))}
+
+
 class Database:
     """Where collections live; :meth:`store` gives a package's store of one of them."""
 
@@ -329,27 +352,13 @@ class QdrantLangChain(Store):
             return {h.id: h for h in map(self._hit, store.get_by_ids(list(ids)))}
 
 
-class QdrantLlamaIndex(Store):
-    framework = "llamaindex"
+class QdrantLlamaIndex(_LlamaIndexStore):
     CLOSENESS: ClassVar[Mapping[str, Any]] = QdrantLangChain.CLOSENESS
 
     @contextlib.contextmanager
     def store(self) -> Iterator[Any]:
         with qdrant_app.native(self.db.url("", "")) as client:
             yield qdrant_app.llamaindex_store(client, self.name)
-
-    def write(self, texts, metadatas, ids, sources=None):
-        self._cosine_only()
-        with self.store() as store:  # creates the collection as the package does (cosine, unnamed vector)
-            store.add(_nodes(texts, metadatas, ids, sources))
-
-    def search(self, queries, k, filter=None):
-        with self.store() as store:
-            return _llama_search(store, queries, k, filter)
-
-    def get(self, ids):
-        with self.store() as store:
-            return {n.node_id: _node_hit(n) for n in store.get_nodes(list(ids))}
 
 
 class QdrantFolder(_LocalFolder):
@@ -387,8 +396,7 @@ class PostgresLangChain(Store):
             store._engine.dispose()
 
 
-class PostgresLlamaIndex(Store):
-    framework = "llamaindex"
+class PostgresLlamaIndex(_LlamaIndexStore):
     CLOSENESS: ClassVar[Mapping[str, Any]] = {"cosine": lambda s: s}  # 1 - cosine distance: the package searches by cosine only
 
     @contextlib.contextmanager
@@ -398,19 +406,6 @@ class PostgresLlamaIndex(Store):
             yield store
         finally:
             pgvector_app._dispose(store)
-
-    def write(self, texts, metadatas, ids, sources=None):
-        self._cosine_only()
-        with self.store() as store:
-            store.add(_nodes(texts, metadatas, ids, sources))
-
-    def search(self, queries, k, filter=None):
-        with self.store() as store:
-            return _llama_search(store, queries, k, filter)
-
-    def get(self, ids):
-        with self.store() as store:
-            return {n.node_id: _node_hit(n) for n in store.get_nodes(list(ids))}
 
 
 class PostgresDatabase(Database):
