@@ -267,23 +267,21 @@ class NativeQdrantCollection(QdrantCollection):
         except ValueError:  # vectors of several lengths: no block, one at a time
             block = None
         if block is None or block.ndim != 2:
-            rows = [self._unit_row(np.asarray(v, dtype=np.float32)) for v in present]
+            rows = [self._unit_rows(np.asarray(v, dtype=np.float32)[None, :])[0] for v in present]
         else:
-            if self._unit:  # see _unit in __init__
-                norms = np.linalg.norm(block, axis=1)
-                off = (norms > 0) & (np.abs(norms - 1.0) > 1e-7)
-                if off.any():
-                    block[off] = (block[off].astype(np.float64) / norms[off, None]).astype(np.float32)
-            rows = list(block)
+            rows = list(self._unit_rows(block))
         it = iter(rows)
         return [None if v is None else next(it) for v in raw]
 
-    def _unit_row(self, vector: np.ndarray) -> np.ndarray:
+    def _unit_rows(self, block: np.ndarray) -> np.ndarray:
+        """``block`` (rows of vectors) with the rows of a cosine collection at unit length (see
+        ``_unit`` in ``__init__``), in place."""
         if self._unit:
-            norm = float(np.linalg.norm(vector))
-            if norm > 0 and abs(norm - 1.0) > 1e-7:
-                return (vector.astype(np.float64) / norm).astype(np.float32)
-        return vector
+            norms = np.linalg.norm(block, axis=1)
+            off = (norms > 0) & (np.abs(norms - 1.0) > 1e-7)
+            if off.any():
+                block[off] = (block[off].astype(np.float64) / norms[off, None]).astype(np.float32)
+        return block
 
     def _metadata(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         rest = {k: v for k, v in payload.items() if k != self._doc and not k.startswith("_vb")}
